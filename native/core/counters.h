@@ -1,0 +1,67 @@
+// Per-reason packet and byte counters. Each counter has one writer (the tx or
+// the rx thread), so an increment is a relaxed load and store, not a locked
+// add; each sits on its own cache line so the two threads never share one.
+// Readers (the JS thread) take relaxed loads: a snapshot may straddle a batch.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace weft {
+
+// X(name): the enum name is also the name TS sees.
+#define WEFT_COUNTERS(X)                                                      \
+  X(tx_packets)          /* encapsulated and handed to the UDP socket */      \
+  X(tx_drop_not_ipv4)    /* TUN gave us something that is not IPv4 */         \
+  X(tx_drop_bad_ipv4)    /* IPv4 with a bad header or length from the TUN */  \
+  X(tx_drop_no_route)    /* no peer subnet holds the destination */           \
+  X(tx_drop_ttl)         /* udp format: TTL would reach 0 */                  \
+  X(tx_drop_send_error)  /* sendmmsg refused the datagram */                  \
+  X(rx_packets)          /* decapsulated and written to the TUN */            \
+  X(rx_drop_unknown_peer) /* sender's IP is not a current peer */             \
+  X(rx_drop_truncated)   /* shorter than the headers it claims */             \
+  X(rx_drop_oversized)   /* inner packet larger than the TUN MTU */           \
+  X(rx_drop_bad_vxlan_flags) /* I flag clear or a reserved bit set */         \
+  X(rx_drop_wrong_vni)   /* VNI is not ours */                                \
+  X(rx_drop_wrong_mac)   /* inner destination MAC is not our VtepMAC */       \
+  X(rx_drop_bad_ethertype) /* inner frame is not IPv4 */                      \
+  X(rx_drop_not_ipv4)    /* IP version is not 4 */                            \
+  X(rx_drop_bad_ihl)     /* IHL < 5 or past the end */                        \
+  X(rx_drop_bad_length)  /* IPv4 total length disagrees with the datagram */  \
+  X(rx_drop_tun_write_error) /* the TUN refused the packet */
+
+enum class Counter : uint8_t {
+#define WEFT_ENUM(name) name,
+  WEFT_COUNTERS(WEFT_ENUM)
+#undef WEFT_ENUM
+  count
+};
+
+constexpr size_t kCounterCount = static_cast<size_t>(Counter::count);
+
+const char* counter_name(Counter c);
+
+class Counters {
+ public:
+  // Caller is the counter's only writer.
+  void add(Counter c, uint64_t bytes) {
+    Slot& s = slots_[static_cast<size_t>(c)];
+    s.packets.store(s.packets.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    s.bytes.store(s.bytes.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
+  }
+  uint64_t packets(Counter c) const {
+    return slots_[static_cast<size_t>(c)].packets.load(std::memory_order_relaxed);
+  }
+  uint64_t bytes(Counter c) const {
+    return slots_[static_cast<size_t>(c)].bytes.load(std::memory_order_relaxed);
+  }
+
+ private:
+  struct alignas(64) Slot {
+    std::atomic<uint64_t> packets{0};
+    std::atomic<uint64_t> bytes{0};
+  };
+  Slot slots_[kCounterCount];
+};
+
+}  // namespace weft

@@ -1,0 +1,134 @@
+#include "core/encap.h"
+
+#include <cstdio>
+
+namespace weft {
+
+const char* counter_name(Counter c) {
+  static const char* const names[] = {
+#define WEFT_NAME(name) #name,
+      WEFT_COUNTERS(WEFT_NAME)
+#undef WEFT_NAME
+  };
+  size_t i = static_cast<size_t>(c);
+  return i < kCounterCount ? names[i] : "unknown";
+}
+
+bool parse_mac(const std::string& s, Mac* out) {
+  if (s.size() != 17) return false;
+  Mac m{};
+  for (size_t i = 0; i < 6; i++) {
+    size_t at = i * 3;
+    if (i < 5 && s[at + 2] != ':') return false;
+    uint8_t v = 0;
+    for (size_t k = 0; k < 2; k++) {
+      char c = s[at + k];
+      uint8_t d;
+      if (c >= '0' && c <= '9') d = static_cast<uint8_t>(c - '0');
+      else if (c >= 'a' && c <= 'f') d = static_cast<uint8_t>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F') d = static_cast<uint8_t>(c - 'A' + 10);
+      else return false;
+      v = static_cast<uint8_t>((v << 4) | d);
+    }
+    m[i] = v;
+  }
+  *out = m;
+  return true;
+}
+
+std::string format_mac(const Mac& m) {
+  char s[18];
+  std::snprintf(s, sizeof s, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+  return s;
+}
+
+uint16_t inet_checksum(const uint8_t* data, size_t len) {
+  uint32_t sum = 0;
+  size_t i = 0;
+  for (; i + 1 < len; i += 2) sum += load_be16(data + i);
+  if (i < len) sum += uint32_t{data[i]} << 8;
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(~sum);
+}
+
+Counter check_ipv4(const uint8_t* pkt, size_t len, size_t* total) {
+  if (len < 1 || (pkt[0] >> 4) != 4) return Counter::rx_drop_not_ipv4;
+  if (len < kIpv4MinHeader) return Counter::rx_drop_truncated;
+  size_t ihl = size_t{pkt[0] & 0x0fu} * 4;
+  if (ihl < kIpv4MinHeader || ihl > len) return Counter::rx_drop_bad_ihl;
+  size_t tot = load_be16(pkt + 2);
+  if (tot < ihl || tot > len) return Counter::rx_drop_bad_length;
+  *total = tot;
+  return Counter::rx_packets;
+}
+
+DecapResult decap(const DecapParams& p, const uint8_t* payload, size_t len) {
+  size_t off = 0;
+  if (p.format == Format::vxlan) {
+    if (len < kVxlanEncap) return {Counter::rx_drop_truncated, 0, 0};
+    // Flags word: only the I bit may be set; the byte after the VNI is
+    // reserved. Linux (without GBP/GPE) drops anything else, and so do we.
+    if (load_be32(payload) != 0x08000000u || payload[7] != 0) {
+      return {Counter::rx_drop_bad_vxlan_flags, 0, 0};
+    }
+    uint32_t vni = (uint32_t{payload[4]} << 16) | (uint32_t{payload[5]} << 8) | payload[6];
+    if (vni != p.vni) return {Counter::rx_drop_wrong_vni, 0, 0};
+    const uint8_t* eth = payload + kVxlanHeader;
+    if (std::memcmp(eth, p.local_mac.data(), 6) != 0) return {Counter::rx_drop_wrong_mac, 0, 0};
+    if (load_be16(eth + 12) != kEtherTypeIpv4) return {Counter::rx_drop_bad_ethertype, 0, 0};
+    off = kVxlanEncap;
+  }
+  size_t total = 0;
+  Counter v = check_ipv4(payload + off, len - off, &total);
+  if (v != Counter::rx_packets) return {v, 0, 0};
+  if (total > p.max_inner) return {Counter::rx_drop_oversized, 0, 0};
+  return {Counter::rx_packets, off, total};
+}
+
+Counter check_tx_ipv4(const uint8_t* pkt, size_t len) {
+  if (len < 1 || (pkt[0] >> 4) != 4) return Counter::tx_drop_not_ipv4;
+  size_t ihl = size_t{pkt[0] & 0x0fu} * 4;
+  if (len < kIpv4MinHeader || ihl < kIpv4MinHeader || ihl > len || load_be16(pkt + 2) != len) {
+    return Counter::tx_drop_bad_ipv4;
+  }
+  return Counter::tx_packets;
+}
+
+// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), for the 16-bit word holding TTL.
+static void decrement_ttl(uint8_t* ip) {
+  uint16_t old_word = load_be16(ip + 8);
+  ip[8] = static_cast<uint8_t>(ip[8] - 1);
+  uint16_t new_word = load_be16(ip + 8);
+  uint32_t sum = uint32_t{static_cast<uint16_t>(~load_be16(ip + 10))} +
+                 uint32_t{static_cast<uint16_t>(~old_word)} + new_word;
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  store_be16(ip + 10, static_cast<uint16_t>(~sum));
+}
+
+Counter encap(const EncapParams& p, const Mac& peer_mac, uint8_t* buf, size_t headroom, size_t len,
+              size_t* out_off, size_t* out_len) {
+  uint8_t* inner = buf + headroom;
+  if (p.format == Format::udp) {
+    // flannel's proxy decrements the TTL as a router would and drops at 0.
+    if (inner[8] <= 1) return Counter::tx_drop_ttl;
+    decrement_ttl(inner);
+    *out_off = headroom;
+    *out_len = len;
+    return Counter::tx_packets;
+  }
+  uint8_t* h = inner - kVxlanEncap;
+  h[0] = 0x08;
+  h[1] = h[2] = h[3] = 0;
+  h[4] = static_cast<uint8_t>(p.vni >> 16);
+  h[5] = static_cast<uint8_t>(p.vni >> 8);
+  h[6] = static_cast<uint8_t>(p.vni);
+  h[7] = 0;
+  std::memcpy(h + kVxlanHeader, peer_mac.data(), 6);
+  std::memcpy(h + kVxlanHeader + 6, p.local_mac.data(), 6);
+  store_be16(h + kVxlanHeader + 12, kEtherTypeIpv4);
+  *out_off = headroom - kVxlanEncap;
+  *out_len = len + kVxlanEncap;
+  return Counter::tx_packets;
+}
+
+}  // namespace weft

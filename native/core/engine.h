@@ -1,0 +1,84 @@
+// The packet engine: one TUN, one UDP socket, two threads.
+//
+//   tx (weft-tx): TUN read batch -> check IPv4 -> FIB lookup -> encap in
+//                 place (headroom) -> sendmmsg batch
+//   rx (weft-rx): recvmmsg batch -> sender is a peer? -> decap/validate ->
+//                 TUN write
+//
+// Why this shape: flannel's udp proxy moves one packet per syscall on one
+// thread; batching the socket side and splitting directions across two
+// threads is the first step, and every seam takes a batch so the offloads
+// (IFF_VNET_HDR/TSO, UDP_SEGMENT, UDP_GRO) slot in later without changing
+// callers. Packet threads never throw and never call into JS: everything
+// they decide is counted. Stop is flag + eventfd wake + join.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/counters.h"
+#include "core/encap.h"
+#include "core/fd.h"
+#include "core/fib.h"
+#include "core/tun.h"
+#include "core/udp_socket.h"
+
+namespace weft {
+
+struct EngineConfig {
+  Format format = Format::vxlan;
+  std::string tun_name;
+  uint32_t mtu = 1450;        // the TUN's MTU: largest inner packet
+  uint32_t local_ip = 0;      // host order; the UDP socket binds here
+  uint16_t port = 8472;
+  uint32_t vni = 1;
+  Mac local_mac{};            // our VtepMAC (vxlan)
+  unsigned batch = 64;        // packets per syscall batch
+  int socket_buffer = 4 << 20;
+};
+
+class Engine {
+ public:
+  // Opens the TUN and binds the socket; throws SysError. Threads not started.
+  explicit Engine(const EngineConfig& cfg);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  void start();
+  void stop();  // idempotent; joins both threads
+  bool running() const { return started_; }
+
+  FibTable& fib() { return fib_; }
+  const Counters& counters() const { return counters_; }
+  const std::string& tun_name() const { return tun_.name(); }
+  const EngineConfig& config() const { return cfg_; }
+  // Non-empty once a packet thread hit an error it cannot go on from.
+  std::string fatal_error() const;
+
+ private:
+  void tx_loop();
+  void rx_loop();
+  // Waits until fd is readable or stop is signalled; false when stopping.
+  bool wait_readable(int fd);
+  void fail(const char* what, int err);
+
+  EngineConfig cfg_;
+  Tun tun_;
+  UdpSocket sock_;
+  Fd wake_;  // eventfd, written once by stop()
+  FibTable fib_;
+  Counters counters_;
+  std::atomic<bool> stopping_{false};
+  bool started_ = false;
+  std::thread tx_, rx_;
+  std::atomic<bool> failed_{false};
+  std::string fatal_;  // written once before failed_ is set
+};
+
+}  // namespace weft

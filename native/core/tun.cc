@@ -1,0 +1,34 @@
+#include "core/tun.h"
+
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/sys_error.h"
+
+namespace weft {
+
+Tun::Tun(const TunOptions& opts) {
+  if (opts.name.size() >= IFNAMSIZ) {
+    throw SysError(ENAMETOOLONG, "tun " + opts.name + ": name longer than " + std::to_string(IFNAMSIZ - 1));
+  }
+  fd_ = Fd(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
+  if (!fd_) throw SysError(errno, "open /dev/net/tun");
+
+  ifreq ifr{};
+  // IFF_NO_PI: packets are bare IP, no 4-byte protocol prefix.
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  if (opts.multi_queue) ifr.ifr_flags |= IFF_MULTI_QUEUE;
+  if (opts.vnet_hdr) ifr.ifr_flags |= IFF_VNET_HDR;
+  std::memcpy(ifr.ifr_name, opts.name.data(), opts.name.size());
+  if (::ioctl(fd_.get(), TUNSETIFF, &ifr) < 0) {
+    throw SysError(errno, "tun " + (opts.name.empty() ? std::string("(any)") : opts.name) + ": TUNSETIFF");
+  }
+  name_.assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+}
+
+}  // namespace weft

@@ -1,0 +1,31 @@
+// A TUN device opened from /dev/net/tun. The device lives as long as the fd
+// (it is not made persistent), so closing it removes the link and every
+// route through it: nothing is left behind if the process dies.
+#pragma once
+
+#include <string>
+
+#include "core/fd.h"
+
+namespace weft {
+
+struct TunOptions {
+  std::string name;          // e.g. "flannel.1"; empty lets the kernel pick tunN
+  bool multi_queue = false;  // IFF_MULTI_QUEUE (a later issue: one queue per thread)
+  bool vnet_hdr = false;     // IFF_VNET_HDR (a later issue: TSO/GSO offloads)
+};
+
+class Tun {
+ public:
+  // Throws SysError naming the device on failure (EBUSY when the name is taken).
+  explicit Tun(const TunOptions& opts);
+
+  int fd() const { return fd_.get(); }
+  const std::string& name() const { return name_; }
+
+ private:
+  Fd fd_;
+  std::string name_;
+};
+
+}  // namespace weft

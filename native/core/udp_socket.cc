@@ -1,0 +1,70 @@
+#include "core/udp_socket.h"
+
+#include <arpa/inet.h>
+
+#include <cerrno>
+#include <string>
+
+#include "core/sys_error.h"
+
+namespace weft {
+
+static std::string endpoint(uint32_t ip, uint16_t port) {
+  in_addr a{htonl(ip)};
+  char s[INET_ADDRSTRLEN] = "?";
+  inet_ntop(AF_INET, &a, s, sizeof s);
+  return std::string(s) + ":" + std::to_string(port);
+}
+
+static void size_buffer(int fd, int force_opt, int opt, int bytes) {
+  // SO_*BUFFORCE ignores the sysctl cap but needs CAP_NET_ADMIN; fall back.
+  if (setsockopt(fd, SOL_SOCKET, force_opt, &bytes, sizeof bytes) == 0) return;
+  setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof bytes);
+}
+
+UdpSocket::UdpSocket(uint32_t local_ip, uint16_t port, int buffer_bytes) : port_(port) {
+  // Blocking socket: sends wait for buffer space (backpressure instead of
+  // drops); receives use MSG_DONTWAIT after poll().
+  fd_ = Fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd_) throw SysError(errno, "socket udp");
+  if (buffer_bytes > 0) {
+    size_buffer(fd_.get(), SO_SNDBUFFORCE, SO_SNDBUF, buffer_bytes);
+    size_buffer(fd_.get(), SO_RCVBUFFORCE, SO_RCVBUF, buffer_bytes);
+  }
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(local_ip);
+  if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
+    throw SysError(errno, "bind udp " + endpoint(local_ip, port));
+  }
+}
+
+int UdpSocket::recv_batch(mmsghdr* msgs, unsigned n) {
+  for (;;) {
+    int got = ::recvmmsg(fd_.get(), msgs, n, MSG_DONTWAIT, nullptr);
+    if (got >= 0) return got;
+    if (errno == EINTR) continue;
+    // EAGAIN: nothing waiting. Other errors (a queued ICMP error) are
+    // per-datagram conditions, not the socket failing: report none.
+    return 0;
+  }
+}
+
+unsigned UdpSocket::send_batch(mmsghdr* msgs, unsigned n) {
+  for (unsigned i = 0; i < n; i++) msgs[i].msg_len = 0;  // stays 0 for a refused one
+  unsigned done = 0, sent = 0;
+  while (done < n) {
+    int got = ::sendmmsg(fd_.get(), msgs + done, n - done, 0);
+    if (got > 0) {
+      done += static_cast<unsigned>(got);
+      sent += static_cast<unsigned>(got);
+      continue;
+    }
+    if (got < 0 && errno == EINTR) continue;
+    done++;  // msgs[done] was refused (EMSGSIZE, ENETUNREACH, ...): skip it
+  }
+  return sent;
+}
+
+}  // namespace weft

@@ -1,0 +1,39 @@
+// The underlay UDP socket: bound to the node's address and the backend port,
+// read and written in batches (recvmmsg/sendmmsg).
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/fd.h"
+
+namespace weft {
+
+class UdpSocket {
+ public:
+  // local_ip in host order (0 = any). buffer_bytes sizes SO_SNDBUF/SO_RCVBUF
+  // (forced past rmem_max/wmem_max where we are allowed to). Throws SysError
+  // naming address and port (EADDRINUSE when taken, EADDRNOTAVAIL when the
+  // address is not ours).
+  UdpSocket(uint32_t local_ip, uint16_t port, int buffer_bytes);
+
+  int fd() const { return fd_.get(); }
+  uint16_t port() const { return port_; }
+
+  // Receives up to n datagrams without blocking; returns how many (0 when
+  // none are waiting). msgs[i].msg_len holds each length.
+  int recv_batch(mmsghdr* msgs, unsigned n);
+  // Sends n datagrams, blocking while the socket buffer is full. A datagram
+  // the kernel refuses is skipped and left with msg_len 0; returns how many
+  // were sent.
+  unsigned send_batch(mmsghdr* msgs, unsigned n);
+
+ private:
+  Fd fd_;
+  uint16_t port_;
+};
+
+}  // namespace weft

@@ -1,0 +1,260 @@
+// JS surface of the engine and of the pure encap functions. Argument checks
+// here are about types; TS has already validated meaning.
+#include <arpa/inet.h>
+
+#include <memory>
+
+#include "core/engine.h"
+#include "napi/bindings.h"
+
+namespace weft::napi {
+
+namespace {
+
+uint32_t ipv4_arg(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  in_addr a{};
+  if (!v.IsString() || inet_pton(AF_INET, v.As<Napi::String>().Utf8Value().c_str(), &a) != 1) {
+    throw Napi::TypeError::New(o.Env(), std::string(key) + " must be an IPv4 address string");
+  }
+  return ntohl(a.s_addr);
+}
+
+uint32_t uint_arg(const Napi::Object& o, const char* key, uint32_t fallback, uint32_t max) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= max) || d != static_cast<double>(static_cast<uint32_t>(d))) {
+    throw Napi::RangeError::New(o.Env(), std::string(key) + " must be an integer 0.." + std::to_string(max));
+  }
+  return static_cast<uint32_t>(d);
+}
+
+Mac mac_arg(const Napi::Object& o, const char* key, bool required) {
+  Napi::Value v = o.Get(key);
+  Mac m{};
+  if (v.IsUndefined() && !required) return m;
+  if (!v.IsString() || !parse_mac(v.As<Napi::String>().Utf8Value(), &m)) {
+    throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a MAC address like aa:bb:cc:dd:ee:ff");
+  }
+  return m;
+}
+
+Format format_arg(const Napi::Env& env, Napi::Value v) {
+  std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  if (s == "udp") return Format::udp;
+  if (s == "vxlan") return Format::vxlan;
+  throw Napi::TypeError::New(env, "format must be 'udp' or 'vxlan'");
+}
+
+Napi::Object object_arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsObject()) {
+    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be an object");
+  }
+  return info[i].As<Napi::Object>();
+}
+
+std::vector<FibEntry> entries_arg(const Napi::Env& env, Napi::Value v, bool keys_only) {
+  if (!v.IsArray()) throw Napi::TypeError::New(env, "peers must be an array");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<FibEntry> out;
+  out.reserve(a.Length());
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value ev = a.Get(i);
+    if (!ev.IsObject()) throw Napi::TypeError::New(env, "peers[" + std::to_string(i) + "] must be an object");
+    Napi::Object o = ev.As<Napi::Object>();
+    FibEntry e;
+    e.prefix = ipv4_arg(o, "prefix");
+    e.prefix_len = static_cast<uint8_t>(uint_arg(o, "prefixLen", 0xff, 32));
+    if (e.prefix_len == 0xff) throw Napi::TypeError::New(env, "prefixLen is required");
+    if (!keys_only) {
+      e.peer.public_ip = ipv4_arg(o, "publicIp");
+      e.peer.port = static_cast<uint16_t>(uint_arg(o, "port", 0, 65535));
+      e.peer.vtep_mac = mac_arg(o, "vtepMac", false);
+    }
+    normalize_entry(&e);
+    out.push_back(e);
+  }
+  return out;
+}
+
+std::string ipv4_string(uint32_t host_order) {
+  in_addr a{htonl(host_order)};
+  char s[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &a, s, sizeof s);
+  return s;
+}
+
+class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "Engine",
+                       {InstanceMethod<&EngineWrap::start>("start"), InstanceMethod<&EngineWrap::stop>("stop"),
+                        InstanceMethod<&EngineWrap::set_peers>("setPeers"),
+                        InstanceMethod<&EngineWrap::update_peers>("updatePeers"),
+                        InstanceMethod<&EngineWrap::peers>("peers"), InstanceMethod<&EngineWrap::stats>("stats"),
+                        InstanceMethod<&EngineWrap::close>("close"),
+                        InstanceAccessor<&EngineWrap::tun_name>("tunName")});
+  }
+
+  explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
+    Napi::Object o = object_arg(info, 0, "engine options");
+    EngineConfig cfg;
+    cfg.format = format_arg(info.Env(), o.Get("format"));
+    Napi::Value name = o.Get("tunName");
+    if (!name.IsString()) throw Napi::TypeError::New(info.Env(), "tunName must be a string");
+    cfg.tun_name = name.As<Napi::String>().Utf8Value();
+    cfg.mtu = uint_arg(o, "mtu", 1450, 65535);
+    cfg.local_ip = ipv4_arg(o, "localIp");
+    cfg.port = static_cast<uint16_t>(uint_arg(o, "port", cfg.format == Format::udp ? 8285 : 8472, 65535));
+    cfg.vni = uint_arg(o, "vni", 1, kVniMax);
+    cfg.local_mac = mac_arg(o, "vtepMac", cfg.format == Format::vxlan);
+    cfg.batch = uint_arg(o, "batch", 64, 1024);
+    cfg.socket_buffer = static_cast<int>(uint_arg(o, "socketBuffer", 4 << 20, 1 << 30));
+    try {
+      engine_ = std::make_unique<Engine>(cfg);
+    } catch (const SysError& e) {
+      throw to_js_error(info.Env(), e);
+    }
+  }
+
+ private:
+  Engine& engine(const Napi::Env& env) {
+    if (!engine_) throw Napi::Error::New(env, "engine is closed");
+    return *engine_;
+  }
+
+  Napi::Value start(const Napi::CallbackInfo& info) {
+    engine(info.Env()).start();
+    return info.Env().Undefined();
+  }
+  Napi::Value stop(const Napi::CallbackInfo& info) {
+    if (engine_) engine_->stop();
+    return info.Env().Undefined();
+  }
+  // Stops the threads and closes the TUN (the kernel removes the link and
+  // its routes) and the socket.
+  Napi::Value close(const Napi::CallbackInfo& info) {
+    engine_.reset();
+    return info.Env().Undefined();
+  }
+  Napi::Value set_peers(const Napi::CallbackInfo& info) {
+    engine(info.Env()).fib().replace(entries_arg(info.Env(), info[0], false));
+    return info.Env().Undefined();
+  }
+  Napi::Value update_peers(const Napi::CallbackInfo& info) {
+    engine(info.Env()).fib().update(entries_arg(info.Env(), info[0], false), entries_arg(info.Env(), info[1], true));
+    return info.Env().Undefined();
+  }
+  Napi::Value peers(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<FibEntry> entries = engine(env).fib().entries();
+    Napi::Array out = Napi::Array::New(env, entries.size());
+    for (size_t i = 0; i < entries.size(); i++) {
+      const FibEntry& e = entries[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("prefix", ipv4_string(e.prefix));
+      o.Set("prefixLen", e.prefix_len);
+      o.Set("publicIp", ipv4_string(e.peer.public_ip));
+      o.Set("port", e.peer.port);
+      o.Set("vtepMac", format_mac(e.peer.vtep_mac));
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
+  }
+  Napi::Value stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Engine& e = engine(env);
+    Napi::Object out = Napi::Object::New(env);
+    Napi::Object counters = Napi::Object::New(env);
+    for (size_t i = 0; i < kCounterCount; i++) {
+      Counter c = static_cast<Counter>(i);
+      Napi::Object pb = Napi::Object::New(env);
+      pb.Set("packets", static_cast<double>(e.counters().packets(c)));
+      pb.Set("bytes", static_cast<double>(e.counters().bytes(c)));
+      counters.Set(counter_name(c), pb);
+    }
+    out.Set("counters", counters);
+    out.Set("running", e.running());
+    std::string fatal = e.fatal_error();
+    out.Set("fatalError", fatal.empty() ? env.Null() : Napi::String::New(env, fatal));
+    return out;
+  }
+  Napi::Value tun_name(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), engine(info.Env()).tun_name()); }
+
+  std::unique_ptr<Engine> engine_;
+};
+
+DecapParams decap_params(const Napi::CallbackInfo& info) {
+  DecapParams p;
+  p.format = format_arg(info.Env(), info[0]);
+  Napi::Object o = object_arg(info, 2, "decap options");
+  p.vni = uint_arg(o, "vni", 1, kVniMax);
+  p.local_mac = mac_arg(o, "vtepMac", p.format == Format::vxlan);
+  p.max_inner = uint_arg(o, "maxInner", 1500, 65535);
+  return p;
+}
+
+Napi::Value bytes_arg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw Napi::TypeError::New(info.Env(), "packet must be a Uint8Array");
+  }
+  return info[i];
+}
+
+// decap(format, payload, {vni, vtepMac, maxInner}) -> {verdict, innerOffset, innerLength}
+Napi::Value js_decap(const Napi::CallbackInfo& info) {
+  Napi::Uint8Array bytes = bytes_arg(info, 1).As<Napi::Uint8Array>();
+  DecapParams p = decap_params(info);
+  DecapResult r = decap(p, bytes.Data(), bytes.ByteLength());
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("verdict", counter_name(r.verdict));
+  out.Set("innerOffset", static_cast<double>(r.inner_off));
+  out.Set("innerLength", static_cast<double>(r.inner_len));
+  return out;
+}
+
+// encap(format, innerPacket, {vni, vtepMac}, peerMac) -> {verdict, payload?}
+Napi::Value js_encap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Format f = format_arg(env, info[0]);
+  Napi::Uint8Array inner = bytes_arg(info, 1).As<Napi::Uint8Array>();
+  Napi::Object o = object_arg(info, 2, "encap options");
+  EncapParams p{f, uint_arg(o, "vni", 1, kVniMax), mac_arg(o, "vtepMac", f == Format::vxlan)};
+  Mac peer{};
+  if (f == Format::vxlan) {
+    Napi::Object holder = Napi::Object::New(env);
+    holder.Set("peerMac", info.Length() > 3 ? info[3] : env.Undefined());
+    peer = mac_arg(holder, "peerMac", true);
+  }
+  size_t len = inner.ByteLength();
+  std::vector<uint8_t> buf(kVxlanEncap + len);
+  if (len) std::memcpy(buf.data() + kVxlanEncap, inner.Data(), len);
+  Counter v = check_tx_ipv4(buf.data() + kVxlanEncap, len);
+  size_t off = 0, out_len = 0;
+  if (v == Counter::tx_packets) v = encap(p, peer, buf.data(), kVxlanEncap, len, &off, &out_len);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("verdict", counter_name(v));
+  if (v == Counter::tx_packets) out.Set("payload", Napi::Buffer<uint8_t>::Copy(env, buf.data() + off, out_len));
+  return out;
+}
+
+}  // namespace
+
+void register_engine(Napi::Env env, Napi::Object exports) {
+  exports.Set("Engine", EngineWrap::define(env));
+  Napi::Object encap_fns = Napi::Object::New(env);
+  encap_fns.Set("decap", Napi::Function::New(env, js_decap, "decap"));
+  encap_fns.Set("encap", Napi::Function::New(env, js_encap, "encap"));
+  Napi::Array names = Napi::Array::New(env, kCounterCount);
+  for (size_t i = 0; i < kCounterCount; i++) names.Set(static_cast<uint32_t>(i), counter_name(static_cast<Counter>(i)));
+  encap_fns.Set("counterNames", names);
+  encap_fns.Set("overhead", Napi::Object::New(env));
+  encap_fns.Get("overhead").As<Napi::Object>().Set("udp", static_cast<double>(overhead(Format::udp)));
+  encap_fns.Get("overhead").As<Napi::Object>().Set("vxlan", static_cast<double>(overhead(Format::vxlan)));
+  exports.Set("encap", encap_fns);
+}
+
+}  // namespace weft::napi

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, the system tools that weft's tests and
+# demo drive, when they are missing. Safe to run again: it installs nothing
+# that is already there. Needs root (the netns tests need it anyway).
+set -euo pipefail
+
+# command -> Debian package
+declare -A want=(
+  [ip]=iproute2
+  [bridge]=iproute2
+  [ping]=iputils-ping
+  [iperf3]=iperf3
+  [tcpdump]=tcpdump
+  [ethtool]=ethtool
+)
+
+missing=()
+for cmd in "${!want[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+mapfile -t pkgs < <(printf '%s\n' "${missing[@]}" | sort -u)
+echo "ensure-tools: installing ${pkgs[*]}" >&2
+if [ "$(id -u)" -ne 0 ]; then
+  echo "ensure-tools: need root to install ${pkgs[*]} (apt-get)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# iperf3's package asks whether to start a daemon; the answer is no.
+echo "iperf3 iperf3/start_daemon boolean false" | debconf-set-selections 2>/dev/null || true
+apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null

@@ -1,0 +1,142 @@
+#!/usr/bin/env node
+// weft's command line. `weft engine` runs one node's data plane with the
+// peer table fed as JSON lines on stdin (the daemon with leases replaces it
+// as the normal way to run weft); `weft demo` is the README's main job.
+import { parseArgs } from 'node:util';
+import * as readline from 'node:readline';
+
+import { Engine, type Peer } from './engine';
+import { randomVtepMac } from './vtep';
+
+const USAGE = `usage:
+  weft engine --backend udp|vxlan --iface NAME --network CIDR --subnet CIDR
+              [--public-ip IP] [--port N] [--vni N] [--vtep-mac MAC] [--mtu N] [--batch N]
+      Runs the data plane. Reads JSON commands on stdin, one per line:
+        {"op":"setPeers","peers":[{"subnet":"10.244.2.0/24","publicIp":"192.168.0.2","vtepMac":"..."}]}
+        {"op":"updatePeers","upserts":[...],"removed":["10.244.3.0/24"]}
+        {"op":"stats"} {"op":"peers"} {"op":"stop"}
+      and answers each with one JSON line on stdout.
+  weft demo [--keep]
+      Two namespaces as two nodes, pods behind cni0 bridges, weft engines in
+      both formats: ping and a TCP transfer across the overlay.`;
+
+function fail(message: string): never {
+  process.stderr.write(`weft: ${message}\n`);
+  process.exit(1);
+}
+
+function intOption(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) fail(`--${name} must be a whole number, got "${v}"`);
+  return Number(v);
+}
+
+async function runEngine(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      backend: { type: 'string' },
+      iface: { type: 'string' },
+      network: { type: 'string' },
+      subnet: { type: 'string' },
+      'public-ip': { type: 'string' },
+      port: { type: 'string' },
+      vni: { type: 'string' },
+      'vtep-mac': { type: 'string' },
+      mtu: { type: 'string' },
+      batch: { type: 'string' },
+    },
+  });
+  const backend = values.backend;
+  if (backend !== 'udp' && backend !== 'vxlan') fail(`--backend must be udp or vxlan, got "${backend ?? ''}"`);
+  for (const k of ['iface', 'network', 'subnet'] as const) if (!values[k]) fail(`--${k} is required`);
+
+  let engine: Engine;
+  try {
+    engine = await Engine.create({
+      backend,
+      iface: values.iface!,
+      network: values.network!,
+      subnet: values.subnet!,
+      publicIp: values['public-ip'],
+      port: intOption('port', values.port),
+      vni: intOption('vni', values.vni),
+      vtepMac: backend === 'vxlan' ? (values['vtep-mac'] ?? randomVtepMac()) : undefined,
+      mtu: intOption('mtu', values.mtu),
+      batch: intOption('batch', values.batch),
+    });
+  } catch (err) {
+    fail((err as Error).message);
+  }
+
+  const send = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
+  let stopped = false;
+  const stop = (why: string) => {
+    if (stopped) return;
+    stopped = true;
+    const stats = engine.stats();
+    engine.close();
+    send({ event: 'stopped', why, stats });
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+
+  send({
+    event: 'ready',
+    tun: engine.tunName,
+    mtu: engine.mtu,
+    publicIp: engine.publicIp,
+    port: engine.port,
+    vtepMac: engine.vtepMac ?? null,
+  });
+
+  const rl = readline.createInterface({ input: process.stdin });
+  rl.on('line', (line) => {
+    if (!line.trim()) return;
+    try {
+      const cmd = JSON.parse(line) as { op: string; peers?: Peer[]; upserts?: Peer[]; removed?: string[] };
+      switch (cmd.op) {
+        case 'setPeers':
+          engine.setPeers(cmd.peers ?? []);
+          return send({ ok: true });
+        case 'updatePeers':
+          engine.updatePeers(cmd.upserts ?? [], cmd.removed ?? []);
+          return send({ ok: true });
+        case 'peers':
+          return send({ ok: true, peers: engine.peers() });
+        case 'stats':
+          return send({ ok: true, stats: engine.stats() });
+        case 'stop':
+          return stop('stop command');
+        default:
+          return send({ ok: false, error: `unknown op "${cmd.op}"` });
+      }
+    } catch (err) {
+      send({ ok: false, error: (err as Error).message });
+    }
+  });
+  // The controller went away: nothing can update the peer table any more.
+  rl.on('close', () => stop('stdin closed'));
+}
+
+async function main(): Promise<void> {
+  const [cmd, ...rest] = process.argv.slice(2);
+  switch (cmd) {
+    case 'engine':
+      return runEngine(rest);
+    case 'demo': {
+      const { runDemo } = await import('./lab/demo');
+      return runDemo(rest);
+    }
+    case undefined:
+    case '-h':
+    case '--help':
+      process.stdout.write(`${USAGE}\n`);
+      return;
+    default:
+      fail(`unknown command "${cmd}"\n${USAGE}`);
+  }
+}
+
+main().catch((err) => fail((err as Error).stack ?? String(err)));

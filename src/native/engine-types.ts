@@ -1,0 +1,90 @@
+// Types of the addon's engine surface (native/napi/engine_binding.cc).
+
+export type WireFormat = 'udp' | 'vxlan';
+
+export interface NativeEngineOptions {
+  format: WireFormat;
+  tunName: string;
+  mtu: number;
+  localIp: string;
+  port: number;
+  vni?: number;
+  vtepMac?: string;
+  batch?: number;
+  socketBuffer?: number;
+}
+
+// One FIB entry: the peer that owns prefix/prefixLen.
+export interface NativePeer {
+  prefix: string;
+  prefixLen: number;
+  publicIp: string;
+  port: number;
+  vtepMac?: string;
+}
+
+export interface CounterValue {
+  packets: number;
+  bytes: number;
+}
+
+export type CounterName =
+  | 'tx_packets'
+  | 'tx_drop_not_ipv4'
+  | 'tx_drop_bad_ipv4'
+  | 'tx_drop_no_route'
+  | 'tx_drop_ttl'
+  | 'tx_drop_send_error'
+  | 'rx_packets'
+  | 'rx_drop_unknown_peer'
+  | 'rx_drop_truncated'
+  | 'rx_drop_oversized'
+  | 'rx_drop_bad_vxlan_flags'
+  | 'rx_drop_wrong_vni'
+  | 'rx_drop_wrong_mac'
+  | 'rx_drop_bad_ethertype'
+  | 'rx_drop_not_ipv4'
+  | 'rx_drop_bad_ihl'
+  | 'rx_drop_bad_length'
+  | 'rx_drop_tun_write_error';
+
+export interface NativeStats {
+  counters: Record<CounterName, CounterValue>;
+  running: boolean;
+  fatalError: string | null;
+}
+
+export interface NativeEngine {
+  readonly tunName: string;
+  start(): void;
+  stop(): void;
+  close(): void;
+  setPeers(peers: NativePeer[]): void;
+  updatePeers(upserts: NativePeer[], removals: Array<Pick<NativePeer, 'prefix' | 'prefixLen'>>): void;
+  peers(): Required<NativePeer>[];
+  stats(): NativeStats;
+}
+
+export type NativeEngineClass = new (opts: NativeEngineOptions) => NativeEngine;
+
+export interface DecapOptions {
+  vni?: number;
+  vtepMac?: string;
+  maxInner?: number;
+}
+
+export interface NativeEncap {
+  decap(
+    format: WireFormat,
+    payload: Uint8Array,
+    opts: DecapOptions,
+  ): { verdict: CounterName; innerOffset: number; innerLength: number };
+  encap(
+    format: WireFormat,
+    inner: Uint8Array,
+    opts: { vni?: number; vtepMac?: string },
+    peerMac?: string,
+  ): { verdict: CounterName; payload?: Buffer };
+  readonly counterNames: CounterName[];
+  readonly overhead: Record<WireFormat, number>;
+}
