@@ -9,16 +9,21 @@ import { Engine, type Peer } from './engine';
 import { randomVtepMac } from './vtep';
 
 const USAGE = `usage:
+  weft [daemon] [flags]
+      The node agent, flanneld's drop-in: net-conf, lease, subnet.env, data plane.
+  weft status [--subnet-file F | --status-socket S] [--json]
+      The running daemon's lease, peers and counters.
+  weft config check FILE
+      Validates a net-conf.json as flannel does; prints it normalized.
   weft engine --backend udp|vxlan --iface NAME --network CIDR --subnet CIDR
-              [--public-ip IP] [--port N] [--vni N] [--vtep-mac MAC] [--mtu N] [--batch N]
+              [--bind-ip IP] [--port N] [--vni N] [--vtep-mac MAC] [--mtu N] [--batch N]
       Runs the data plane. Reads JSON commands on stdin, one per line:
         {"op":"setPeers","peers":[{"subnet":"10.244.2.0/24","publicIp":"192.168.0.2","vtepMac":"..."}]}
         {"op":"updatePeers","upserts":[...],"removed":["10.244.3.0/24"]}
         {"op":"stats"} {"op":"peers"} {"op":"stop"}
       and answers each with one JSON line on stdout.
   weft demo [--keep]
-      Two namespaces as two nodes, pods behind cni0 bridges, weft engines in
-      both formats: ping and a TCP transfer across the overlay.`;
+      Lab nodes in network namespaces running weft: see README.`;
 
 function fail(message: string): never {
   process.stderr.write(`weft: ${message}\n`);
@@ -39,7 +44,7 @@ async function runEngine(argv: string[]): Promise<void> {
       iface: { type: 'string' },
       network: { type: 'string' },
       subnet: { type: 'string' },
-      'public-ip': { type: 'string' },
+      'bind-ip': { type: 'string' },
       port: { type: 'string' },
       vni: { type: 'string' },
       'vtep-mac': { type: 'string' },
@@ -58,7 +63,7 @@ async function runEngine(argv: string[]): Promise<void> {
       iface: values.iface!,
       network: values.network!,
       subnet: values.subnet!,
-      publicIp: values['public-ip'],
+      bindIp: values['bind-ip'],
       port: intOption('port', values.port),
       vni: intOption('vni', values.vni),
       vtepMac: backend === 'vxlan' ? (values['vtep-mac'] ?? randomVtepMac()) : undefined,
@@ -86,7 +91,7 @@ async function runEngine(argv: string[]): Promise<void> {
     event: 'ready',
     tun: engine.tunName,
     mtu: engine.mtu,
-    publicIp: engine.publicIp,
+    bindIp: engine.bindIp,
     port: engine.port,
     vtepMac: engine.vtepMac ?? null,
   });
@@ -125,16 +130,26 @@ async function main(): Promise<void> {
   switch (cmd) {
     case 'engine':
       return runEngine(rest);
-    case 'demo': {
-      const { runDemo } = await import('./lab/demo');
-      return runDemo(rest);
-    }
-    case undefined:
+    case 'status':
+      return (await import('./daemon/run')).runStatus(rest);
+    case 'config':
+      if (rest[0] !== 'check' || rest.length !== 2) fail('usage: weft config check FILE');
+      process.exitCode = (await import('./config/netconf')).runConfigCheck(rest[1]);
+      return;
+    case 'demo':
+      return (await import('./lab/demo')).runDemo(rest);
     case '-h':
     case '--help':
-      process.stdout.write(`${USAGE}\n`);
+    case 'help': {
+      const { flagsHelp } = await import('./daemon/flags');
+      process.stdout.write(`${USAGE}\n\ndaemon flags (also as FLANNELD_<FLAG> environment variables):\n${flagsHelp()}\n`);
       return;
+    }
+    case 'daemon':
+      return (await import('./daemon/run')).runDaemon(rest);
     default:
+      // flanneld is run as `flanneld --flags...`: so is weft.
+      if (cmd === undefined || cmd.startsWith('-')) return (await import('./daemon/run')).runDaemon(process.argv.slice(2));
       fail(`unknown command "${cmd}"\n${USAGE}`);
   }
 }

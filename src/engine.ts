@@ -16,8 +16,8 @@ export interface EngineOptions {
   backend: WireFormat;
   /** External (underlay) interface name. */
   iface: string;
-  /** Underlay address to bind; default: the interface's first global IPv4. */
-  publicIp?: string;
+  /** Underlay address the UDP socket binds; default: the interface's first global IPv4. */
+  bindIp?: string;
   /** The whole overlay Network, routed into the TUN. */
   network: string;
   /** This node's subnet (its lease). */
@@ -65,7 +65,7 @@ export class Engine {
     readonly tunName: string,
     readonly tunIndex: number,
     readonly mtu: number,
-    readonly publicIp: string,
+    readonly bindIp: string,
     readonly port: number,
     readonly network: Cidr4,
     readonly subnet: Cidr4,
@@ -87,9 +87,9 @@ export class Engine {
     } catch (err) {
       throw new EngineError(`interface "${o.iface}" not found (${errCode(err)})`, errCode(err));
     }
-    const publicIp = o.publicIp ?? nl.addrList(link.index).find((a) => a.scope === 0)?.address;
-    if (!publicIp) throw new EngineError(`interface "${o.iface}" has no global IPv4 address`, 'EADDRNOTAVAIL');
-    parseIp4(publicIp);
+    const bindIp = o.bindIp ?? nl.addrList(link.index).find((a) => a.scope === 0)?.address;
+    if (!bindIp) throw new EngineError(`interface "${o.iface}" has no global IPv4 address`, 'EADDRNOTAVAIL');
+    parseIp4(bindIp);
     const overhead = addon.encap.overhead[o.backend];
     const mtu = (o.mtu ?? link.mtu) - overhead;
     if (mtu < 576) {
@@ -104,7 +104,7 @@ export class Engine {
         format: o.backend,
         tunName,
         mtu,
-        localIp: publicIp,
+        localIp: bindIp,
         port,
         vni: o.vni ?? 1,
         vtepMac: o.vtepMac,
@@ -113,10 +113,10 @@ export class Engine {
     } catch (err) {
       const code = errCode(err);
       if (code === 'EADDRINUSE') {
-        throw new EngineError(`UDP port ${port} on ${publicIp} is already in use (EADDRINUSE)`, code);
+        throw new EngineError(`UDP port ${port} on ${bindIp} is already in use (EADDRINUSE)`, code);
       }
       if (code === 'EADDRNOTAVAIL') {
-        throw new EngineError(`address ${publicIp} is not on this node, cannot bind UDP port ${port} (EADDRNOTAVAIL)`, code);
+        throw new EngineError(`address ${bindIp} is not on this node, cannot bind UDP port ${port} (EADDRNOTAVAIL)`, code);
       }
       if (code === 'EBUSY') throw new EngineError(`TUN device ${tunName} is in use by another process (EBUSY)`, code);
       throw new EngineError(`cannot open the data plane: ${(err as Error).message}`, code);
@@ -134,7 +134,7 @@ export class Engine {
       // specific and stays on cni0.
       nl.routeReplace({ dst: formatIp4(network.ip), dstLen: network.prefixLen, oif: tun.index });
       native.start();
-      return new Engine(native, o.backend, tunName, tun.index, mtu, publicIp, port, network, subnet, o.vtepMac);
+      return new Engine(native, o.backend, tunName, tun.index, mtu, bindIp, port, network, subnet, o.vtepMac);
     } catch (err) {
       native.close();
       throw err;

@@ -108,6 +108,7 @@ static void decrement_ttl(uint8_t* ip) {
 Counter encap(const EncapParams& p, const Mac& peer_mac, uint8_t* buf, size_t headroom, size_t len,
               size_t* out_off, size_t* out_len) {
   uint8_t* inner = buf + headroom;
+  if (len < kIpv4MinHeader) return Counter::tx_drop_bad_ipv4;
   if (p.format == Format::udp) {
     // flannel's proxy decrements the TTL as a router would and drops at 0.
     if (inner[8] <= 1) return Counter::tx_drop_ttl;

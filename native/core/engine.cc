@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 
 #include "core/sys_error.h"
 
@@ -42,28 +43,49 @@ Engine::~Engine() { stop(); }
 
 void Engine::start() {
   if (started_) return;
+  // A restart after stop(): empty the eventfd and clear the flag first.
+  uint64_t drained;
+  while (::read(wake_.get(), &drained, sizeof drained) > 0) {
+  }
+  stopping_.store(false);
+  try {
+    tx_ = std::thread([this] { tx_loop(); });
+    rx_ = std::thread([this] { rx_loop(); });
+  } catch (const std::system_error& e) {
+    wake_all();
+    if (tx_.joinable()) tx_.join();
+    throw SysError(e.code().value(), "start engine threads");
+  }
   started_ = true;
-  tx_ = std::thread([this] { tx_loop(); });
-  rx_ = std::thread([this] { rx_loop(); });
 }
 
-void Engine::stop() {
-  if (!started_) return;
+void Engine::wake_all() {
   stopping_.store(true);
   uint64_t one = 1;
   // The eventfd stays readable from here on, so both threads wake and see it.
   while (::write(wake_.get(), &one, sizeof one) < 0 && errno == EINTR) {
   }
+}
+
+void Engine::stop() {
+  if (!started_) return;
+  wake_all();
   tx_.join();
   rx_.join();
   started_ = false;
 }
 
-std::string Engine::fatal_error() const { return failed_.load() ? fatal_ : std::string(); }
+std::string Engine::fatal_error() const {
+  std::lock_guard<std::mutex> lock(fatal_mu_);
+  return fatal_;
+}
 
 void Engine::fail(const char* what, int err) {
-  if (failed_.exchange(true)) return;
-  fatal_ = std::string(what) + ": " + std::strerror(err);
+  {
+    std::lock_guard<std::mutex> lock(fatal_mu_);
+    if (fatal_.empty()) fatal_ = std::string(what) + ": " + std::strerror(err);
+  }
+  wake_all();
 }
 
 bool Engine::wait_readable(int fd) {

@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -52,13 +53,15 @@ class Engine {
 
   void start();
   void stop();  // idempotent; joins both threads
-  bool running() const { return started_; }
+  // False once stopped, or once a packet thread died (then fatal_error()).
+  bool running() const { return started_ && !stopping_.load(); }
 
   FibTable& fib() { return fib_; }
   const Counters& counters() const { return counters_; }
   const std::string& tun_name() const { return tun_.name(); }
   const EngineConfig& config() const { return cfg_; }
-  // Non-empty once a packet thread hit an error it cannot go on from.
+  // Non-empty once a packet thread hit an error it cannot go on from; the
+  // engine then stops both threads (a half-working data plane is worse).
   std::string fatal_error() const;
 
  private:
@@ -67,6 +70,7 @@ class Engine {
   // Waits until fd is readable or stop is signalled; false when stopping.
   bool wait_readable(int fd);
   void fail(const char* what, int err);
+  void wake_all();
 
   EngineConfig cfg_;
   Tun tun_;
@@ -77,8 +81,8 @@ class Engine {
   std::atomic<bool> stopping_{false};
   bool started_ = false;
   std::thread tx_, rx_;
-  std::atomic<bool> failed_{false};
-  std::string fatal_;  // written once before failed_ is set
+  mutable std::mutex fatal_mu_;
+  std::string fatal_;  // guarded by fatal_mu_; first failure wins
 };
 
 }  // namespace weft

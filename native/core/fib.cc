@@ -16,7 +16,17 @@ bool normalize_entry(FibEntry* e) {
   return true;
 }
 
-Fib::Fib(std::vector<FibEntry> entries) : entries_(std::move(entries)) {
+Fib::Fib(std::vector<FibEntry> entries) {
+  // Normalize, drop what cannot be a prefix, and keep the last entry for a
+  // prefix given twice (as update() does).
+  for (FibEntry& e : entries) {
+    if (!normalize_entry(&e)) continue;
+    auto same = std::find_if(entries_.begin(), entries_.end(), [&](const FibEntry& x) {
+      return x.prefix == e.prefix && x.prefix_len == e.prefix_len;
+    });
+    if (same != entries_.end()) *same = e;
+    else entries_.push_back(e);
+  }
   for (size_t i = 0; i < entries_.size(); i++) {
     const FibEntry& e = entries_[i];
     auto it = std::find_if(levels_.begin(), levels_.end(),
@@ -25,7 +35,7 @@ Fib::Fib(std::vector<FibEntry> entries) : entries_(std::move(entries)) {
       levels_.push_back(Level{e.prefix_len, mask_of(e.prefix_len), {}});
       it = levels_.end() - 1;
     }
-    it->by_prefix[e.prefix] = i;  // a later duplicate wins, as in update()
+    it->by_prefix[e.prefix] = i;
     peer_ips_.insert(e.peer.public_ip);
   }
   std::sort(levels_.begin(), levels_.end(), [](const Level& a, const Level& b) { return a.len > b.len; });

@@ -1,7 +1,7 @@
 #include "core/tun.h"
 
 #include <fcntl.h>
-#include <linux/if.h>
+#include <net/if.h>
 #include <linux/if_tun.h>
 #include <sys/ioctl.h>
 
@@ -21,12 +21,20 @@ Tun::Tun(const TunOptions& opts) {
 
   ifreq ifr{};
   // IFF_NO_PI: packets are bare IP, no 4-byte protocol prefix.
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  // IFF_TUN_EXCL: never attach to a leftover persistent device, which would
+  // outlive us with our address and routes on it.
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_TUN_EXCL;
   if (opts.multi_queue) ifr.ifr_flags |= IFF_MULTI_QUEUE;
   if (opts.vnet_hdr) ifr.ifr_flags |= IFF_VNET_HDR;
   std::memcpy(ifr.ifr_name, opts.name.data(), opts.name.size());
   if (::ioctl(fd_.get(), TUNSETIFF, &ifr) < 0) {
-    throw SysError(errno, "tun " + (opts.name.empty() ? std::string("(any)") : opts.name) + ": TUNSETIFF");
+    int err = errno;
+    std::string name = opts.name.empty() ? std::string("(any)") : opts.name;
+    // The kernel says EINVAL when the name belongs to a link of another kind.
+    if (err == EINVAL && !opts.name.empty() && if_nametoindex(opts.name.c_str()) != 0) {
+      throw SysError(EEXIST, "tun " + name + ": a link of another kind (not a TUN) has this name");
+    }
+    throw SysError(err, "tun " + name + ": TUNSETIFF");
   }
   name_.assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
 }

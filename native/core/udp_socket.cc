@@ -31,6 +31,10 @@ UdpSocket::UdpSocket(uint32_t local_ip, uint16_t port, int buffer_bytes) : port_
     size_buffer(fd_.get(), SO_SNDBUFFORCE, SO_SNDBUF, buffer_bytes);
     size_buffer(fd_.get(), SO_RCVBUFFORCE, SO_RCVBUF, buffer_bytes);
   }
+  // A send waits at most this long for buffer space, so stop() is never
+  // held up by a full socket; the datagram is then counted as a send error.
+  timeval send_wait{0, 100 * 1000};
+  setsockopt(fd_.get(), SOL_SOCKET, SO_SNDTIMEO, &send_wait, sizeof send_wait);
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_port = htons(port);

@@ -13,7 +13,7 @@ export const CLI = path.resolve(__dirname, '..', 'cli.js');
 export interface EngineReady {
   tun: string;
   mtu: number;
-  publicIp: string;
+  bindIp: string;
   port: number;
   vtepMac: string | null;
 }

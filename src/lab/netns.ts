@@ -11,9 +11,12 @@ export function run(cmd: string, args: string[], timeoutMs = 30_000): string {
   }
 }
 
-/** A short prefix unique to this process, for namespace names. */
+/**
+ * A short prefix unique to this process, for namespace names. It ends in
+ * "-" so no other run's prefix (a longer pid) starts with it.
+ */
 export function runPrefix(tag: string): string {
-  return `${tag}${process.pid.toString(36)}`;
+  return `${tag}${process.pid.toString(36)}-`;
 }
 
 export class Netns {

@@ -8,7 +8,7 @@
 //     eth0 192.168.77.1/24     eth0 192.168.77.2/24     (underlay)
 //        |                        |
 //     +--+------------------------+--+
-//     |        <p>-u: bridge br0      |                 (the "switch")
+//     |        <p>-u: bridge br0      |---- hosts (addHost: etcd, probers)
 //     +-------------------------------+
 import { type Cidr4, formatIp4, parseCidr4 } from '../cidr';
 import { Netns, run } from './netns';
@@ -18,6 +18,7 @@ export interface LabNode {
   ns: Netns;
   pod: Netns;
   underlayIp: string;
+  /** Set once the pod is wired (wirePod). */
   subnet: string;
   /** cni0's address: subnet .1 */
   gatewayIp: string;
@@ -29,20 +30,30 @@ export const LAB_UNDERLAY_PREFIX = '192.168.77';
 export const LAB_NETWORK = '10.244.0.0/16';
 
 export class Lab {
+  private readonly extra: Netns[] = [];
+
   private constructor(
     readonly prefix: string,
     readonly underlay: Netns,
     readonly nodes: LabNode[],
   ) {}
 
-  /** Node i (from 1) gets underlay .i and subnet 10.244.i.0/24. */
-  static create(prefix: string, nodeCount: number, podMtu = 1400): Lab {
+  /**
+   * Node i (from 1) gets underlay .i. With podMtu, each node's pod is wired
+   * at once with subnet 10.244.i.0/24; without, call wirePod later (from
+   * the node's subnet.env, as the CNI plugin would).
+   */
+  static create(prefix: string, nodeCount: number, podMtu?: number): Lab {
     const underlay = Netns.create(`${prefix}-u`);
     const lab = new Lab(prefix, underlay, []);
     try {
       underlay.ip('link', 'add', 'br0', 'type', 'bridge');
       underlay.ip('link', 'set', 'br0', 'up');
-      for (let i = 1; i <= nodeCount; i++) lab.nodes.push(lab.addNode(i, podMtu));
+      for (let i = 1; i <= nodeCount; i++) {
+        const node = lab.addNode(i);
+        lab.nodes.push(node);
+        if (podMtu) lab.wirePod(node, `10.244.${i}.0/24`, podMtu);
+      }
       return lab;
     } catch (err) {
       lab.destroy();
@@ -50,35 +61,49 @@ export class Lab {
     }
   }
 
-  private addNode(i: number, podMtu: number): LabNode {
+  /** A namespace on the underlay bridge that is not a node (an etcd host, a prober). */
+  addHost(name: string, ip: string): Netns {
+    const ns = Netns.create(`${this.prefix}-${name}`);
+    this.extra.push(ns);
+    this.plug(ns, `h${this.extra.length}`, ip);
+    return ns;
+  }
+
+  private plug(ns: Netns, port: string, ip: string): void {
+    ns.ip('link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', port, 'netns', this.underlay.name);
+    this.underlay.ip('link', 'set', port, 'master', 'br0', 'up');
+    ns.ip('addr', 'add', `${ip}/24`, 'dev', 'eth0');
+    ns.ip('link', 'set', 'eth0', 'up');
+  }
+
+  private addNode(i: number): LabNode {
     const ns = Netns.create(`${this.prefix}-n${i}`);
     const pod = Netns.create(`${this.prefix}-p${i}`);
-    const subnet: Cidr4 = parseCidr4(`10.244.${i}.0/24`);
-    const node: LabNode = {
-      index: i,
-      ns,
-      pod,
-      underlayIp: `${LAB_UNDERLAY_PREFIX}.${i}`,
-      subnet: `${formatIp4(subnet.ip)}/24`,
-      gatewayIp: formatIp4(subnet.ip + 1),
-      podIp: formatIp4(subnet.ip + 2),
-    };
-    // underlay: node eth0 <-> port n<i> on br0
-    ns.ip('link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', `n${i}`, 'netns', this.underlay.name);
-    this.underlay.ip('link', 'set', `n${i}`, 'master', 'br0', 'up');
-    ns.ip('addr', 'add', `${node.underlayIp}/24`, 'dev', 'eth0');
-    ns.ip('link', 'set', 'eth0', 'up');
+    const node: LabNode = { index: i, ns, pod, underlayIp: `${LAB_UNDERLAY_PREFIX}.${i}`, subnet: '', gatewayIp: '', podIp: '' };
+    this.plug(ns, `n${i}`, node.underlayIp);
     ns.sysctl('net/ipv4/ip_forward', '1');
-    // cni0 bridge with the pod's veth, as flannel's CNI plugin (bridge + host-local) leaves it
+    return node;
+  }
+
+  /**
+   * What flannel's CNI plugin (bridge + host-local IPAM) leaves behind for
+   * one pod: cni0 with the subnet's .1 and the MTU from subnet.env, the
+   * pod's veth on it, the pod at .2 with a default route via cni0.
+   */
+  wirePod(node: LabNode, subnet: string, mtu: number): void {
+    const c: Cidr4 = parseCidr4(subnet);
+    node.subnet = `${formatIp4(c.ip)}/${c.prefixLen}`;
+    node.gatewayIp = formatIp4(c.ip + 1);
+    node.podIp = formatIp4(c.ip + 2);
+    const { ns, pod } = node;
     ns.ip('link', 'add', 'cni0', 'type', 'bridge');
-    ns.ip('addr', 'add', `${node.gatewayIp}/24`, 'dev', 'cni0');
-    ns.ip('link', 'set', 'cni0', 'mtu', String(podMtu), 'up');
-    pod.ip('link', 'add', 'eth0', 'mtu', String(podMtu), 'type', 'veth', 'peer', 'name', 'vethpod', 'netns', ns.name);
-    ns.ip('link', 'set', 'vethpod', 'mtu', String(podMtu), 'master', 'cni0', 'up');
-    pod.ip('addr', 'add', `${node.podIp}/24`, 'dev', 'eth0');
+    ns.ip('addr', 'add', `${node.gatewayIp}/${c.prefixLen}`, 'dev', 'cni0');
+    ns.ip('link', 'set', 'cni0', 'mtu', String(mtu), 'up');
+    pod.ip('link', 'add', 'eth0', 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', 'vethpod', 'netns', ns.name);
+    ns.ip('link', 'set', 'vethpod', 'mtu', String(mtu), 'master', 'cni0', 'up');
+    pod.ip('addr', 'add', `${node.podIp}/${c.prefixLen}`, 'dev', 'eth0');
     pod.ip('link', 'set', 'eth0', 'up');
     pod.ip('route', 'add', 'default', 'via', node.gatewayIp);
-    return node;
   }
 
   destroy(): void {
@@ -86,6 +111,7 @@ export class Lab {
       n.pod.delete();
       n.ns.delete();
     }
+    for (const ns of this.extra) ns.delete();
     this.underlay.delete();
     // A crash between create() and push() can leave a namespace unlisted.
     for (const line of run('ip', ['netns', 'list']).split('\n')) {

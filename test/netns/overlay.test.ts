@@ -24,37 +24,40 @@ for (const backend of ['vxlan', 'udp'] as const) {
       const lab = Lab.create(`${PREFIX}${backend[0]}`, 2, backend === 'udp' ? 1472 : 1450);
       try {
         const [a, b] = await startWeft(lab, backend);
-        assert.equal(a.engine.ready.tun, backend === 'udp' ? 'flannel0' : 'flannel.1');
-        assert.equal(a.engine.ready.mtu, backend === 'udp' ? 1472 : 1450);
-        assert.equal(a.engine.ready.port, backend === 'udp' ? 8285 : 8472);
+        try {
+          assert.equal(a.engine.ready.tun, backend === 'udp' ? 'flannel0' : 'flannel.1');
+          assert.equal(a.engine.ready.mtu, backend === 'udp' ? 1472 : 1450);
+          assert.equal(a.engine.ready.port, backend === 'udp' ? 8285 : 8472);
 
-        const ab = ping(a.node.pod, b.node.podIp, 5);
-        const ba = ping(b.node.pod, a.node.podIp, 5);
-        assert.equal(ab.received, 5, 'pod1 -> pod2');
-        assert.equal(ba.received, 5, 'pod2 -> pod1');
-        // A full-size packet with DF crosses: pod MTU = TUN MTU.
-        const full = (backend === 'udp' ? 1472 : 1450) - 28;
-        assert.equal(ping(a.node.pod, b.node.podIp, 2, ['-M', 'do', '-s', String(full)]).received, 2, 'full-MTU DF ping');
+          const ab = ping(a.node.pod, b.node.podIp, 5);
+          const ba = ping(b.node.pod, a.node.podIp, 5);
+          assert.equal(ab.received, 5, 'pod1 -> pod2');
+          assert.equal(ba.received, 5, 'pod2 -> pod1');
+          // A full-size packet with DF crosses: pod MTU = TUN MTU.
+          const full = (backend === 'udp' ? 1472 : 1450) - 28;
+          assert.equal(ping(a.node.pod, b.node.podIp, 2, ['-M', 'do', '-s', String(full)]).received, 2, 'full-MTU DF ping');
 
-        const t = await tcpTransfer(a.node.pod, b.node.pod, b.node.podIp, TRANSFER);
-        assert.equal(t.bytes, TRANSFER);
-        assert.equal(t.receivedBytes, TRANSFER);
-        assert.equal(t.receivedSha256, t.sentSha256);
+          const t = await tcpTransfer(a.node.pod, b.node.pod, b.node.podIp, TRANSFER);
+          assert.equal(t.bytes, TRANSFER);
+          assert.equal(t.receivedBytes, TRANSFER);
+          assert.equal(t.receivedSha256, t.sentSha256);
 
-        const [sa, sb] = [await a.engine.stats(), await b.engine.stats()];
-        assert.equal(sa.fatalError, null);
-        assert.deepEqual(sumDrops(sa), {}, 'node1 dropped nothing');
-        assert.deepEqual(sumDrops(sb), {}, 'node2 dropped nothing');
-        // Nothing is lost on a veth: what one side encapsulated the other wrote to its TUN.
-        assert.equal(sb.counters.rx_packets.packets, sa.counters.tx_packets.packets);
-        assert.equal(sb.counters.rx_packets.bytes, sa.counters.tx_packets.bytes);
-        assert.equal(sa.counters.rx_packets.packets, sb.counters.tx_packets.packets);
-        assert.ok(sa.counters.tx_packets.bytes >= TRANSFER, 'the transfer went through the engine');
-        assert.ok(sa.counters.tx_packets.packets >= 7 + TRANSFER / 1500);
+          const [sa, sb] = [await a.engine.stats(), await b.engine.stats()];
+          assert.equal(sa.fatalError, null);
+          assert.deepEqual(sumDrops(sa), {}, 'node1 dropped nothing');
+          assert.deepEqual(sumDrops(sb), {}, 'node2 dropped nothing');
+          // Nothing is lost on a veth: what one side encapsulated the other wrote to its TUN.
+          assert.equal(sb.counters.rx_packets.packets, sa.counters.tx_packets.packets);
+          assert.equal(sb.counters.rx_packets.bytes, sa.counters.tx_packets.bytes);
+          assert.equal(sa.counters.rx_packets.packets, sb.counters.tx_packets.packets);
+          assert.ok(sa.counters.tx_packets.bytes >= TRANSFER, 'the transfer went through the engine');
+          assert.ok(sa.counters.tx_packets.packets >= 7 + TRANSFER / 1500);
 
-        const [ea, eb] = await Promise.all([a.engine.stop(), b.engine.stop()]);
-        assert.equal(ea.code, 0);
-        assert.equal(eb.code, 0);
+        } finally {
+          const [ea, eb] = await Promise.all([a.engine.stop(), b.engine.stop()]);
+          assert.equal(ea.code, 0);
+          assert.equal(eb.code, 0);
+        }
         // The TUN and its route went with the engine.
         assert.throws(() => a.node.ns.ip('link', 'show', a.engine.ready.tun), /does not exist/);
         assert.doesNotMatch(a.node.ns.ip('route', 'show'), /10\.244\.0\.0\/16/);
@@ -71,7 +74,7 @@ describe('engine start-up errors', () => {
     try {
       const node = lab.nodes[0];
       const { EngineProcess } = await import('../../src/lab/engine-process');
-      const base = ['--backend', 'vxlan', '--network', '10.244.0.0/16', '--subnet', node.subnet];
+      const base = ['--backend', 'vxlan', '--network', '10.244.0.0/16', '--subnet', '10.244.1.0/24'];
 
       await assert.rejects(EngineProcess.start(node.ns, [...base, '--iface', 'nosuch0']), (e: Error & { exitCode?: number }) => {
         assert.equal(e.exitCode, 1);

@@ -83,6 +83,34 @@ describe('udp format against a plain UDP socket', () => {
         const after_ = (await weft.stats()).counters.rx_packets;
         assert.equal(after_.packets - before.packets, 10, 'rx counted each datagram once');
         assert.equal(after_.bytes - before.bytes, sent.reduce((n, b) => n + b.length, 0));
+
+        // Through the real socket: a malformed datagram from the peer, and a
+        // good one from an address that is not a peer, are dropped and counted.
+        const c0 = (await weft.stats()).counters;
+        const badIhl = Buffer.from(sent[0]);
+        badIhl[0] = 0x44;
+        peer.stdin!.write(`${JSON.stringify({ send: badIhl.toString('hex'), to: n1.underlayIp, port: 8285 })}\n`);
+        n2.ns.ip('addr', 'add', '192.168.77.50/24', 'dev', 'eth0');
+        const stranger = n2.ns.spawn(process.execPath, [PEER_SCRIPT, '192.168.77.50', '8285']);
+        try {
+          await new Promise<void>((resolve) => stranger.stdout!.once('data', () => resolve()));
+          stranger.stdin!.write(`${JSON.stringify({ send: sent[1].toString('hex'), to: n1.underlayIp, port: 8285 })}\n`);
+          // And a packet for a subnet no peer holds: nowhere to send it.
+          assert.equal(ping(n1.pod, '10.244.99.2', 1).received, 0);
+          let c1 = c0;
+          for (let i = 0; i < 100; i++) {
+            c1 = (await weft.stats()).counters;
+            if (c1.rx_drop_unknown_peer.packets > c0.rx_drop_unknown_peer.packets && c1.rx_drop_bad_ihl.packets > c0.rx_drop_bad_ihl.packets) break;
+            await new Promise((r) => setTimeout(r, 20));
+          }
+          assert.equal(c1.rx_drop_bad_ihl.packets - c0.rx_drop_bad_ihl.packets, 1, 'bad IHL counted');
+          assert.equal(c1.rx_drop_unknown_peer.packets - c0.rx_drop_unknown_peer.packets, 1, 'non-peer counted');
+          assert.equal(c1.rx_drop_unknown_peer.bytes - c0.rx_drop_unknown_peer.bytes, sent[1].length);
+          assert.equal(c1.tx_drop_no_route.packets - c0.tx_drop_no_route.packets, 1, 'no route counted');
+          assert.equal(c1.rx_packets.packets, c0.rx_packets.packets, 'neither was delivered');
+        } finally {
+          stranger.kill('SIGKILL');
+        }
       } finally {
         peer.kill('SIGKILL');
         await weft.stop();
