@@ -12,6 +12,8 @@ declare -A want=(
   [iperf3]=iperf3
   [tcpdump]=tcpdump
   [ethtool]=ethtool
+  [etcd]=etcd-server
+  [etcdctl]=etcd-client
 )
 
 missing=()
@@ -30,4 +32,12 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # iperf3's package asks whether to start a daemon; the answer is no.
 echo "iperf3 iperf3/start_daemon boolean false" | debconf-set-selections 2>/dev/null || true
+# Nor may etcd-server start a system etcd on 2379: the tests run their own.
+# policy-rc.d answering 101 tells the packages' scripts not to start services.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && made_policy=1
+fi
+trap 'if [ "$made_policy" = 1 ]; then rm -f "$policy"; fi' EXIT
 apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null

@@ -1,52 +1,104 @@
-// The main job for now: two lab nodes, weft's engine on each, pods talking
-// across the overlay in both wire formats. Prints what it did and a summary.
+// The README's main job: three lab nodes on one bridge, a weft daemon on
+// each on the embedded store (one SQLite file, as one host runs them), the
+// vxlan backend; pods wired from each node's subnet.env the way flannel's
+// CNI plugin would; every pod pair pinged; a short iperf3; a summary.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import type { WireFormat } from '../native';
-import { deleteNamespaces, runPrefix } from './netns';
-import { ping, startWeft, tcpTransfer } from './overlay';
-import { Lab } from './topology';
+import { formatCidr4 } from '../cidr';
+import { DaemonProcess } from './daemon-process';
+import { runPrefix } from './netns';
+import { ping } from './overlay';
+import { iperf3 } from './iperf';
+import { LAB_NETWORK, Lab } from './topology';
 
-const POD_MTU: Record<WireFormat, number> = { udp: 1500 - 28, vxlan: 1500 - 50 };
-const TRANSFER_BYTES = 32 * 1024 * 1024;
+const NODES = 3;
 
 export async function runDemo(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { keep: { type: 'boolean', default: false } } });
   const prefix = runPrefix('weftdemo');
-  const rows: string[][] = [];
-  let failed = false;
-  for (const backend of ['vxlan', 'udp'] as const) {
-    const lab = Lab.create(`${prefix}${backend[0]}`, 2, POD_MTU[backend]);
-    const keep = values.keep && backend === 'udp';
-    try {
-      const [a, b] = await startWeft(lab, backend);
-      console.log(`\n== ${backend}: node1 ${a.node.underlayIp} (${a.node.subnet}) <-> node2 ${b.node.underlayIp} (${b.node.subnet})`);
-      console.log(`   TUN ${a.engine.ready.tun}, MTU ${a.engine.ready.mtu}, UDP port ${a.engine.ready.port}`);
-      const p1 = ping(a.node.pod, b.node.podIp, 5);
-      const p2 = ping(b.node.pod, a.node.podIp, 5);
-      console.log(`   ping pod1 -> pod2: ${p1.received}/${p1.sent}, avg ${p1.rttAvgMs} ms`);
-      console.log(`   ping pod2 -> pod1: ${p2.received}/${p2.sent}, avg ${p2.rttAvgMs} ms`);
-      const t = await tcpTransfer(a.node.pod, b.node.pod, b.node.podIp, TRANSFER_BYTES);
-      const exact = t.receivedBytes === t.bytes && t.receivedSha256 === t.sentSha256;
-      const mbit = ((t.bytes * 8) / t.seconds / 1e6).toFixed(0);
-      console.log(`   TCP ${t.bytes} bytes pod1 -> pod2 in ${t.seconds.toFixed(2)} s (${mbit} Mbit/s), sha256 ${exact ? 'matches' : 'DIFFERS'}`);
-      const sa = await a.engine.stats();
-      const drops = Object.entries(sa.counters).filter(([k, v]) => k.includes('drop') && v.packets > 0);
-      console.log(`   node1 counters: tx ${sa.counters.tx_packets.packets} pkts, rx ${sa.counters.rx_packets.packets} pkts, drops ${drops.length ? JSON.stringify(Object.fromEntries(drops)) : 'none'}`);
-      const ok = p1.received === p1.sent && p2.received === p2.sent && exact;
-      failed ||= !ok;
-      rows.push([backend, `${p1.received}/${p1.sent}`, `${p2.received}/${p2.sent}`, `${mbit} Mbit/s`, exact ? 'yes' : 'NO', ok ? 'ok' : 'FAIL']);
-      if (keep) {
-        console.log(`\n   --keep: the engines stop with this process but the namespaces stay; remove them with:`);
-        console.log(`   for n in $(ip netns list | grep -o '^${prefix}[^ ]*'); do ip netns del $n; done`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
+  const netConf = path.join(dir, 'net-conf.json');
+  fs.writeFileSync(netConf, `${JSON.stringify({ Network: LAB_NETWORK, Backend: { Type: 'vxlan' } }, null, 2)}\n`);
+  const storeArgs = ['--net-config-path', netConf, '--store-path', path.join(dir, 'leases.db')];
+
+  console.log(`weft demo: ${NODES} nodes in network namespaces ${prefix}-*, files in ${dir}`);
+  console.log(`net-conf.json: ${fs.readFileSync(netConf, 'utf8').replace(/\s+/g, ' ').trim()}`);
+  const lab = Lab.create(prefix, NODES);
+  const daemons: DaemonProcess[] = [];
+  let ok = true;
+  try {
+    for (const node of lab.nodes) {
+      daemons.push(DaemonProcess.spawn({ node, dir: path.join(dir, `node${node.index}`), args: storeArgs, detached: values.keep }));
+    }
+    for (const d of daemons) await d.waitReady();
+
+    console.log('\n== leases and subnet.env');
+    for (const d of daemons) {
+      const env = d.subnetEnv();
+      const node = d.opts.node;
+      lab.wirePod(node, formatCidr4(env.subnet!), env.mtu!);
+      console.log(`node${node.index} (${node.underlayIp}) ${d.subnetFile}:`);
+      for (const line of fs.readFileSync(d.subnetFile, 'utf8').trim().split('\n')) console.log(`    ${line}`);
+    }
+
+    console.log('\n== pod to pod over the overlay (3 pings each)');
+    const pings: string[][] = [];
+    for (const a of lab.nodes) {
+      for (const b of lab.nodes) {
+        if (a === b) continue;
+        const p = ping(a.pod, b.podIp, 3);
+        ok &&= p.received === p.sent;
+        pings.push([`pod${a.index} ${a.podIp}`, `pod${b.index} ${b.podIp}`, `${p.received}/${p.sent}`, p.rttAvgMs === null ? '-' : `${p.rttAvgMs} ms`]);
       }
-      await Promise.all([a.engine.stop(), b.engine.stop()]);
-    } finally {
-      if (!keep) lab.destroy();
+    }
+    printTable(['from', 'to', 'received', 'avg rtt'], pings);
+
+    console.log('\n== iperf3, pod1 -> pod2, 3 s');
+    const [n1, n2] = lab.nodes;
+    const r = await iperf3(n1.pod, n2.pod, n2.podIp, 3);
+    console.log(`    ${(r.bitsPerSecond / 1e9).toFixed(2)} Gbit/s received, ${r.retransmits} retransmits`);
+
+    const s = await daemons[0].status();
+    console.log(`\n== weft status on node1 (weft status --subnet-file ${daemons[0].subnetFile})`);
+    console.log(`    lease ${s.subnet} VtepMAC ${s.vtepMac}, ${s.tun} MTU ${s.mtu}, peers:`);
+    for (const p of s.peers) console.log(`      ${p.subnet} via ${p.publicIp} (${p.vtepMac})`);
+    const drops = Object.entries(s.counters).filter(([k, v]) => k.includes('_drop_') && v.packets > 0);
+    console.log(`    tx ${s.counters.tx_packets.packets} packets, rx ${s.counters.rx_packets.packets} packets, drops: ${drops.length ? JSON.stringify(Object.fromEntries(drops)) : 'none'}`);
+
+    console.log('\n== summary');
+    printTable(
+      ['node', 'underlay', 'subnet', 'pod', 'peers'],
+      await Promise.all(
+        daemons.map(async (d) => {
+          const st = await d.status();
+          return [`node${d.opts.node.index}`, d.opts.node.underlayIp, st.subnet, d.opts.node.podIp, String(st.peers.length)];
+        }),
+      ),
+    );
+    const pairsOk = pings.filter((p) => p[2].split('/')[0] === p[2].split('/')[1]).length;
+    console.log(`pod pairs answering: ${pairsOk}/${pings.length}; iperf3 ${(r.bitsPerSecond / 1e9).toFixed(2)} Gbit/s; result: ${ok ? 'ok' : 'FAILED'}`);
+  } catch (err) {
+    ok = false;
+    console.error(`demo failed: ${(err as Error).message}`);
+  } finally {
+    if (values.keep) {
+      console.log('\n--keep: daemons and namespaces left running. Remove them with:');
+      console.log(`  pkill -f '${dir}'; for n in $(ip netns list | grep -o '^${prefix}-[^ ]*'); do ip netns del $n; done; rm -rf ${dir}`);
+    } else {
+      await Promise.all(daemons.map((d) => d.stop()));
+      lab.destroy();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   }
-  if (!values.keep) deleteNamespaces(prefix);
-  console.log('\nformat | ping 1->2 | ping 2->1 | TCP 32 MiB | byte-exact | result');
-  for (const r of rows) console.log(r.join(' | '));
-  if (failed) process.exitCode = 1;
+  if (!ok) process.exitCode = 1;
+}
+
+function printTable(head: string[], rows: string[][]): void {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => `    ${r.map((c, i) => c.padEnd(widths[i])).join('  ')}`;
+  console.log(line(head));
+  for (const r of rows) console.log(line(r));
 }

@@ -26,6 +26,15 @@ export interface LabNode {
   podIp: string;
 }
 
+function waitOperUp(ns: Netns, dev: string, timeoutMs = 5000): void {
+  const deadline = Date.now() + timeoutMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  while (!/state UP/.test(ns.ip('link', 'show', dev))) {
+    if (Date.now() > deadline) throw new Error(`${dev} in ${ns.name} not up after ${timeoutMs} ms`);
+    Atomics.wait(pause, 0, 0, 50);
+  }
+}
+
 export const LAB_UNDERLAY_PREFIX = '192.168.77';
 export const LAB_NETWORK = '10.244.0.0/16';
 
@@ -104,6 +113,11 @@ export class Lab {
     pod.ip('addr', 'add', `${node.podIp}/${c.prefixLen}`, 'dev', 'eth0');
     pod.ip('link', 'set', 'eth0', 'up');
     pod.ip('route', 'add', 'default', 'via', node.gatewayIp);
+    // The kernel activates a new link's queue (and sets it UP) from its
+    // linkwatch work, up to a second later; until then it drops what is sent.
+    waitOperUp(ns, 'cni0');
+    waitOperUp(ns, 'vethpod');
+    waitOperUp(pod, 'eth0');
   }
 
   destroy(): void {

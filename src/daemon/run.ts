@@ -1,0 +1,95 @@
+// `weft [flags]`: the daemon's process life. One clear line on stderr for
+// anything that stops start-up; SIGTERM/SIGINT stop it cleanly, keeping
+// the lease for the restart.
+import * as net from 'node:net';
+
+import { createLogger } from '../log';
+import { Daemon, type DaemonStatus, StartupError, Stopped, statusSocketPath } from './daemon';
+import { FlagError, parseDaemonFlags } from './flags';
+
+function die(message: string): never {
+  process.stderr.write(`weft: ${message}\n`);
+  process.exit(1);
+}
+
+export async function runDaemon(argv: string[]): Promise<void> {
+  let flags;
+  try {
+    flags = parseDaemonFlags(argv);
+  } catch (err) {
+    if (err instanceof FlagError) die(err.message);
+    throw err;
+  }
+  const log = createLogger(flags.verbosity);
+  const daemon = new Daemon(flags, log);
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(sig, () => {
+      log.info(`received ${sig}, shutting down`);
+      void daemon.shutdown(0);
+    });
+  }
+  try {
+    await daemon.start();
+  } catch (err) {
+    const stopped = err instanceof Stopped;
+    await daemon.shutdown(stopped ? 0 : 1);
+    if (stopped) process.exit(0);
+    const msg = err instanceof StartupError ? err.message : ((err as Error).stack ?? String(err));
+    log.error({ err: (err as Error).message }, 'start-up failed');
+    die(msg);
+  }
+  process.exit(await daemon.done);
+}
+
+export function readStatus(socketPath: string, timeoutMs = 5000): Promise<DaemonStatus> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const sock = net.connect(socketPath);
+    sock.setTimeout(timeoutMs, () => sock.destroy(new Error(`no answer from ${socketPath} in ${timeoutMs} ms`)));
+    sock.on('data', (d) => (buf += d.toString()));
+    sock.on('end', () => {
+      try {
+        resolve(JSON.parse(buf) as DaemonStatus);
+      } catch {
+        reject(new Error(`garbled status from ${socketPath}`));
+      }
+    });
+    sock.on('error', (err: NodeJS.ErrnoException) =>
+      reject(new Error(`no weft daemon answers on ${socketPath} (${err.code ?? err.message}); is it running? (--status-socket, --subnet-file)`)),
+    );
+  });
+}
+
+export async function runStatus(argv: string[]): Promise<void> {
+  const json = argv.includes('--json');
+  let flags;
+  try {
+    flags = parseDaemonFlags(argv.filter((a) => a !== '--json'));
+  } catch (err) {
+    die((err as Error).message);
+  }
+  let s: DaemonStatus;
+  try {
+    s = await readStatus(statusSocketPath(flags));
+  } catch (err) {
+    die((err as Error).message);
+  }
+  if (json) {
+    process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+    return;
+  }
+  const lines = [
+    `backend   ${s.backend}    network ${s.network}    ${s.ready ? 'ready' : 'NOT READY'}`,
+    `lease     ${s.subnet}  public IP ${s.publicIp}${s.vtepMac ? `  VtepMAC ${s.vtepMac}` : ''}  expires ${s.leaseExpiration ?? 'never (reservation)'}`,
+    `device    ${s.tun}  MTU ${s.mtu}`,
+    '',
+    `peers (${s.peers.length})`,
+    ...s.peers.map((p) => `  ${p.subnet.padEnd(18)} ${p.publicIp.padEnd(15)} ${p.vtepMac ?? ''}`),
+    '',
+    'counters      packets        bytes',
+    ...Object.entries(s.counters)
+      .filter(([k, v]) => v.packets > 0 || k === 'tx_packets' || k === 'rx_packets')
+      .map(([k, v]) => `  ${k.padEnd(26)} ${String(v.packets).padStart(10)} ${String(v.bytes).padStart(14)}`),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}

@@ -1,0 +1,119 @@
+// Runs the weft daemon on a lab node, as a node's service manager would:
+// its own subnet file, status socket and log, in the node's namespace.
+import type { ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import type { DaemonStatus } from '../daemon/daemon';
+import { readStatus } from '../daemon/run';
+import type { SubnetEnv } from '../subnet/env';
+import { readSubnetEnv } from '../subnet/env';
+import { CLI } from './engine-process';
+import type { LabNode } from './topology';
+
+export interface DaemonOptions {
+  node: LabNode;
+  /** The node's own directory: subnet.env, weft.sock and daemon.log go here. */
+  dir: string;
+  /** Flags after the lab's own (--iface, --subnet-file). */
+  args: string[];
+  /** --iface; default eth0, the node's underlay. */
+  iface?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Leave it running after this process exits (the demo's --keep). */
+  detached?: boolean;
+}
+
+export class DaemonProcess {
+  readonly exited: Promise<number | null>;
+
+  private constructor(
+    readonly opts: DaemonOptions,
+    readonly child: ChildProcess,
+  ) {
+    this.exited = new Promise((resolve) => {
+      if (child.exitCode !== null) resolve(child.exitCode);
+      else child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : null)));
+    });
+  }
+
+  get subnetFile(): string {
+    return path.join(this.opts.dir, 'subnet.env');
+  }
+  get socket(): string {
+    return path.join(this.opts.dir, 'weft.sock');
+  }
+  get logFile(): string {
+    return path.join(this.opts.dir, 'daemon.log');
+  }
+
+  static spawn(o: DaemonOptions): DaemonProcess {
+    fs.mkdirSync(o.dir, { recursive: true });
+    const log = fs.openSync(path.join(o.dir, 'daemon.log'), 'a');
+    const args = [CLI, '--iface', o.iface ?? 'eth0', '--subnet-file', path.join(o.dir, 'subnet.env'), ...o.args];
+    const child = o.node.ns.spawn(process.execPath, args, {
+      stdio: ['ignore', log, log],
+      env: { ...process.env, ...o.env },
+      detached: o.detached ?? false,
+    });
+    fs.closeSync(log);
+    if (o.detached) child.unref();
+    return new DaemonProcess(o, child);
+  }
+
+  /** Spawns and waits until the daemon says it is ready; rejects with its log if it exits first. */
+  static async start(o: DaemonOptions, timeoutMs = 20_000): Promise<DaemonProcess> {
+    const d = DaemonProcess.spawn(o);
+    await d.waitReady(timeoutMs);
+    return d;
+  }
+
+  logs(): string {
+    try {
+      return fs.readFileSync(this.logFile, 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  async waitReady(timeoutMs = 20_000): Promise<DaemonStatus> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.child.exitCode !== null || this.child.signalCode !== null) {
+        throw new Error(`weft daemon on ${this.opts.node.ns.name} exited (${this.child.exitCode ?? this.child.signalCode}):\n${this.logs()}`);
+      }
+      try {
+        const s = await readStatus(this.socket, 1000);
+        if (s.ready) return s;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) throw new Error(`weft daemon on ${this.opts.node.ns.name} not ready in ${timeoutMs} ms:\n${this.logs()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  status(): Promise<DaemonStatus> {
+    return readStatus(this.socket);
+  }
+
+  subnetEnv(): Partial<SubnetEnv> {
+    const env = readSubnetEnv(this.subnetFile);
+    if (!env) throw new Error(`${this.subnetFile} is missing`);
+    return env;
+  }
+
+  /** SIGTERM and wait (SIGKILL after timeoutMs); the exit code. */
+  async stop(timeoutMs = 10_000): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    const t = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    const code = await this.exited;
+    clearTimeout(t);
+    return code;
+  }
+
+  async kill9(): Promise<void> {
+    this.child.kill('SIGKILL');
+    await this.exited;
+  }
+}

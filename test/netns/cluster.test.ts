@@ -1,0 +1,98 @@
+// Three weft daemons on one etcd (on a host of its own), in each backend:
+// pods wired from subnet.env reach each other, a full-MTU packet crosses,
+// a deleted lease leaves every peer table within 5 s, and a restarted
+// daemon keeps its subnet while the others lose its path for under 2 s.
+//
+//   etcd 192.168.77.100 --br0-- node1 .1 / node2 .2 / node3 .3 (each: weft, cni0, pod)
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+
+import { formatCidr4, parseCidr4 } from '../../src/cidr';
+import type { DaemonProcess } from '../../src/lab/daemon-process';
+import { ETCD_PREFIX, EtcdLab } from '../../src/lab/etcd-cluster';
+import { etcdctlDel } from '../../src/lab/etcd';
+import { deleteNamespaces, runPrefix } from '../../src/lab/netns';
+import { ping } from '../../src/lab/overlay';
+import { subnetKey } from '../../src/subnet/key';
+
+const PREFIX = runPrefix('wcl');
+after(() => deleteNamespaces(PREFIX));
+
+async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<{ value: T; elapsed: number }> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return { value: v, elapsed: Date.now() - t0 };
+    if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+for (const backend of ['vxlan', 'udp'] as const) {
+  describe(`three daemons on etcd, ${backend}`, () => {
+    it('connect every pod pair, survive a restart, and drop a deleted lease', async () => {
+      const el = await EtcdLab.create(`${PREFIX}${backend[0]}`, 3);
+      const daemons: DaemonProcess[] = [];
+      try {
+        await el.putConfig({ Network: '10.244.0.0/16', Backend: { Type: backend } });
+        for (const node of el.lab.nodes) daemons.push(el.daemon(node));
+        for (const d of daemons) await d.waitReady();
+        const mtu = backend === 'udp' ? 1472 : 1450;
+        for (const d of daemons) {
+          const env = d.subnetEnv();
+          assert.equal(env.mtu, mtu);
+          el.lab.wirePod(d.opts.node, formatCidr4(env.subnet!), env.mtu!);
+        }
+        const subnets = new Set(el.lab.nodes.map((n) => n.subnet));
+        assert.equal(subnets.size, 3, 'three distinct subnets');
+
+        const [n1, n2, n3] = el.lab.nodes;
+        for (const a of el.lab.nodes) {
+          for (const b of el.lab.nodes) {
+            if (a !== b) assert.equal(ping(a.pod, b.podIp, 2).received, 2, `pod${a.index} -> pod${b.index}`);
+          }
+        }
+        assert.equal(ping(n1.pod, n2.podIp, 2, ['-M', 'do', '-s', String(mtu - 28)]).received, 2, `a ${mtu}-byte DF packet crosses`);
+
+        // Restart node1's daemon under a steady ping from pod2.
+        const before = await daemons[0].status();
+        const prober = n2.pod.spawn('ping', ['-n', '-i', '0.05', '-c', '120', '-W', '1', n1.podIp]);
+        let out = '';
+        prober.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+        const probeDone = new Promise((r) => prober.once('exit', r));
+        await new Promise((r) => setTimeout(r, 1000));
+        assert.equal(await daemons[0].stop(), 0);
+        daemons[0] = el.daemon(n1);
+        const afterRestart = await daemons[0].waitReady();
+        await probeDone;
+        assert.equal(afterRestart.subnet, before.subnet, 'same subnet after restart');
+        const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+        assert.ok(m, out);
+        const lostSeconds = (Number(m[1]) - Number(m[2])) * 0.05;
+        assert.ok(lostSeconds <= 2, `path lost for ${lostSeconds.toFixed(2)} s during the restart`);
+
+        // Delete node3's lease, as an operator would: node3 shuts down
+        // (flannel's behaviour) and the others forget it within 5 s.
+        const s3 = await daemons[2].status();
+        const key = `${ETCD_PREFIX}/subnets/${subnetKey(parseCidr4(s3.subnet))}`;
+        assert.equal(await etcdctlDel(el.endpoint, key, el.ctl), 1);
+        const t0 = Date.now();
+        for (const d of [daemons[0], daemons[1]]) {
+          await until(`${d.opts.node.ns.name} drops ${s3.subnet}`, 5000, async () => {
+            const s = await d.status();
+            return s.peers.some((p) => p.subnet === s3.subnet) ? undefined : true;
+          });
+        }
+        assert.ok(Date.now() - t0 <= 5000);
+        assert.equal(ping(n1.pod, n3.podIp, 1).received, 0, 'no path to a revoked subnet');
+        assert.equal(await daemons[2].exited, 1, 'the revoked daemon exits non-zero');
+        assert.match(daemons[2].logs(), /Lease has been revoked. Shutting down daemon./);
+        assert.doesNotMatch(n3.ns.ip('link', 'show'), /flannel/, 'and removes its TUN');
+      } finally {
+        await Promise.all(daemons.map((d) => d.stop()));
+        await el.destroy();
+      }
+    });
+  });
+}
+
