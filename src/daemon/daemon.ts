@@ -23,6 +23,7 @@ import { ConfigNotFoundError, type Lease, type LeaseAttrs, type LeaseStore } fro
 import { acquireLease, renewDelayMs } from '../subnet/acquire';
 import { readSubnetEnv, writeSubnetEnv } from '../subnet/env';
 import { subnetKey } from '../subnet/key';
+import { sleep } from '../sleep';
 import { randomVtepMac } from '../vtep';
 import type { DaemonFlags } from './flags';
 import { selectExternalInterface, type ExternalInterface } from './iface';
@@ -88,12 +89,6 @@ export class Daemon {
     if (this.abort.signal.aborted) throw new Stopped();
   }
 
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.abort.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-    });
-  }
 
   async start(): Promise<void> {
     const f = this.flags;
@@ -220,7 +215,7 @@ export class Daemon {
           this.log.warn({ err: (err as Error).message }, `cannot read the network config, retrying in ${delay} ms: ${(err as Error).message}`);
         }
       }
-      await this.sleep(delay);
+      await sleep(delay, this.abort.signal);
       delay = Math.min(delay * 2, 5000);
     }
   }

@@ -47,6 +47,7 @@ import type { Logger } from '../log';
 import { parseSubnetKey, subnetKey } from '../subnet/key';
 import { decodeLeaseAttrs, encodeLeaseAttrs } from './lease-json';
 import { ConfigNotFoundError, type Lease, type LeaseAttrs, type LeaseEvent, type LeaseStore, SubnetTakenError, type WatchBatch } from './types';
+import { sleep } from '../sleep';
 
 export const DEFAULT_ETCD_PREFIX = '/coreos.com/network';
 export const CONFIG_NOT_FOUND = 'flannel config not found in etcd store. Did you create your config using etcdv3 API?';
@@ -518,17 +519,4 @@ function prefixRange(prefix: string): [Buffer, Buffer] {
   return [start, Buffer.from([0])];
 }
 
-/** Resolves after ms, or at once when signal aborts; leaves no timer behind. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
 

@@ -32,6 +32,7 @@ import type { Logger } from '../log';
 import { parseSubnetKey, subnetKey } from '../subnet/key';
 import { decodeLeaseAttrs, encodeLeaseAttrs } from './lease-json';
 import { ConfigNotFoundError, type Lease, type LeaseAttrs, type LeaseEvent, type LeaseStore, SubnetTakenError, type WatchBatch } from './types';
+import { sleep } from '../sleep';
 
 export const DEFAULT_SQLITE_PATH = '/var/lib/weft/leases.db';
 
@@ -385,16 +386,3 @@ function expiresAt(now: number, ttlSeconds: number): number | null {
   return ttlSeconds > 0 ? now + ttlSeconds * 1000 : null;
 }
 
-/** Resolves after ms, or at once when signal aborts; leaves no timer behind. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
