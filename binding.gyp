@@ -13,6 +13,7 @@
         "native/core/encap.cc",
         "native/core/engine.cc",
         "native/core/fib.cc",
+        "native/core/offload.cc",
         "native/core/netlink.cc",
         "native/core/sys_error.cc",
         "native/core/tun.cc",

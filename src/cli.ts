@@ -17,6 +17,7 @@ const USAGE = `usage:
       Validates a net-conf.json as flannel does; prints it normalized.
   weft engine --backend udp|vxlan --iface NAME --network CIDR --subnet CIDR
               [--bind-ip IP] [--port N] [--vni N] [--vtep-mac MAC] [--mtu N] [--batch N]
+              [--no-offload]
       Runs the data plane. Reads JSON commands on stdin, one per line:
         {"op":"setPeers","peers":[{"subnet":"10.244.2.0/24","publicIp":"192.168.0.2","vtepMac":"..."}]}
         {"op":"updatePeers","upserts":[...],"removed":["10.244.3.0/24"]}
@@ -50,6 +51,7 @@ async function runEngine(argv: string[]): Promise<void> {
       'vtep-mac': { type: 'string' },
       mtu: { type: 'string' },
       batch: { type: 'string' },
+      'no-offload': { type: 'boolean', default: false },
     },
   });
   const backend = values.backend;
@@ -69,6 +71,7 @@ async function runEngine(argv: string[]): Promise<void> {
       vtepMac: backend === 'vxlan' ? (values['vtep-mac'] ?? randomVtepMac()) : undefined,
       mtu: intOption('mtu', values.mtu),
       batch: intOption('batch', values.batch),
+      offload: !values['no-offload'],
     });
   } catch (err) {
     fail((err as Error).message);

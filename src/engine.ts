@@ -30,6 +30,8 @@ export interface EngineOptions {
   mtu?: number;
   tunName?: string;
   batch?: number;
+  /** Offloads on (default) or off: off is the one-packet-per-syscall baseline. */
+  offload?: boolean;
 }
 
 export interface Peer {
@@ -109,6 +111,7 @@ export class Engine {
         vni: o.vni ?? 1,
         vtepMac: o.vtepMac,
         batch: o.batch,
+        offload: o.offload,
       });
     } catch (err) {
       const code = errCode(err);

@@ -16,6 +16,7 @@ namespace weft {
   X(tx_drop_bad_ipv4)    /* IPv4 with a bad header or length from the TUN */  \
   X(tx_drop_no_route)    /* no peer subnet holds the destination */           \
   X(tx_drop_ttl)         /* udp format: TTL would reach 0 */                  \
+  X(tx_drop_bad_gso)     /* a TUN super-packet we cannot segment */           \
   X(tx_drop_send_error)  /* sendmmsg refused the datagram */                  \
   X(rx_packets)          /* decapsulated and written to the TUN */            \
   X(rx_drop_unknown_peer) /* sender's IP is not a current peer */             \

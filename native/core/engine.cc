@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
+#include <netinet/udp.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -31,12 +32,13 @@ constexpr int kRxReader = 1;
 
 Engine::Engine(const EngineConfig& cfg)
     : cfg_(cfg),
-      tun_(TunOptions{cfg.tun_name}),
+      tun_(TunOptions{cfg.tun_name, false, cfg.offload}),
       sock_(cfg.local_ip, cfg.port, cfg.socket_buffer),
       wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   if (!wake_) throw SysError(errno, "eventfd");
   if (cfg_.batch == 0 || cfg_.batch > 1024) throw SysError(EINVAL, "engine batch must be 1..1024");
   if (cfg_.vni > kVniMax) throw SysError(EINVAL, "vni must be < 2^24");
+  if (cfg_.offload && !sock_.enable_gro()) throw SysError(errno, "setsockopt UDP_GRO");
 }
 
 Engine::~Engine() { stop(); }
@@ -103,29 +105,102 @@ bool Engine::wait_readable(int fd) {
   }
 }
 
+namespace {
+
+// Room for the segments of one super-packet with their encapsulation:
+// 64 KiB of payload plus headers for a few hundred segments.
+constexpr size_t kSegmentBuffer = 96 * 1024;
+
+// Control-message room for one UDP_SEGMENT (u16) or UDP_GRO (int) value.
+struct alignas(cmsghdr) Control {
+  uint8_t bytes[CMSG_SPACE(sizeof(int))];
+};
+
+void set_udp_segment(mmsghdr& m, Control& c, uint16_t size) {
+  m.msg_hdr.msg_control = c.bytes;
+  m.msg_hdr.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+  cmsghdr* cm = CMSG_FIRSTHDR(&m.msg_hdr);
+  cm->cmsg_level = SOL_UDP;
+  cm->cmsg_type = UDP_SEGMENT;
+  cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+  std::memcpy(CMSG_DATA(cm), &size, sizeof size);
+}
+
+int udp_gro_size(const msghdr& h) {
+  for (cmsghdr* cm = CMSG_FIRSTHDR(&h); cm; cm = CMSG_NXTHDR(const_cast<msghdr*>(&h), cm)) {
+    if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO && cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      int v;
+      std::memcpy(&v, CMSG_DATA(cm), sizeof v);
+      return v;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+// Outbound, step by step: read up to `batch` packets from the TUN (with
+// offload each may be a TCP super-packet behind a virtio-net header);
+// look up the destination's peer in the current FIB snapshot; encapsulate
+// in place (headroom) or, for a super-packet, segment into a run of
+// datagrams with their headers; send everything with one sendmmsg, a run
+// as one UDP_SEGMENT message.
 void Engine::tx_loop() {
   pthread_setname_np(pthread_self(), "weft-tx");
   const unsigned n = cfg_.batch;
+  const bool offload = cfg_.offload;
+  const size_t vnet = offload ? kVnetHdrLen : 0;
   const size_t stride = kHeadroom + kMaxPacket;
+  const size_t lead = encap_len(cfg_.format);
   // Not value-initialised: untouched pages of the large buffers cost no RSS.
   std::unique_ptr<uint8_t[]> bufs(new uint8_t[stride * n]);
-  std::vector<size_t> lens(n), inner_lens(n);
-  std::vector<iovec> iov(n);
-  std::vector<sockaddr_in> dst(n);
-  std::vector<mmsghdr> msgs(n);
+  std::unique_ptr<uint8_t[]> segs(new uint8_t[offload ? kSegmentBuffer : 1]);
+  std::vector<size_t> lens(n);
+  // A super-packet may need two messages (64 segments or 64 KiB each).
+  const size_t max_msgs = n + 4;
+  std::vector<iovec> iov(max_msgs);
+  std::vector<sockaddr_in> dst(max_msgs);
+  std::vector<mmsghdr> msgs(max_msgs);
+  std::vector<Control> ctrl(max_msgs);
+  std::vector<size_t> msg_bytes(max_msgs);
+  std::vector<unsigned> msg_packets(max_msgs);
   const EncapParams ep{cfg_.format, cfg_.vni, cfg_.local_mac};
   const int tun = tun_.fd();
+  unsigned out = 0;
+
+  auto add_msg = [&](uint8_t* data, size_t len, const Peer& peer, unsigned packets, size_t bytes, uint16_t seg) {
+    iov[out] = {data, len};
+    dst[out] = peer.addr;
+    msgs[out] = {};
+    msgs[out].msg_hdr.msg_name = &dst[out];
+    msgs[out].msg_hdr.msg_namelen = sizeof(sockaddr_in);
+    msgs[out].msg_hdr.msg_iov = &iov[out];
+    msgs[out].msg_hdr.msg_iovlen = 1;
+    if (seg) set_udp_segment(msgs[out], ctrl[out], seg);
+    msg_packets[out] = packets;
+    msg_bytes[out] = bytes;
+    out++;
+  };
+  auto flush = [&] {
+    sock_.send_batch(msgs.data(), out);
+    for (unsigned i = 0; i < out; i++) {
+      Counter c = msgs[i].msg_len ? Counter::tx_packets : Counter::tx_drop_send_error;
+      for (unsigned k = 0; k < msg_packets[i]; k++) counters_.add(c, k == 0 ? msg_bytes[i] : 0);
+    }
+    out = 0;
+  };
 
   while (!stopping_.load(std::memory_order_relaxed)) {
     unsigned got = 0;
     while (got < n) {
-      ssize_t r = ::read(tun, bufs.get() + size_t{got} * stride + kHeadroom, kMaxPacket);
-      if (r > 0) {
-        lens[got++] = static_cast<size_t>(r);
+      ssize_t r = ::read(tun, bufs.get() + size_t{got} * stride + kHeadroom - vnet, kMaxPacket + vnet);
+      if (r > static_cast<ssize_t>(vnet)) {
+        lens[got++] = static_cast<size_t>(r) - vnet;
         continue;
       }
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0 && errno != EAGAIN) {
+      if (r >= 0) continue;  // nothing behind the virtio-net header: skip
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) {
         fail("read tun", errno);
         fib_.idle(kTxReader);
         return;
@@ -139,55 +214,109 @@ void Engine::tx_loop() {
     }
 
     const Fib* fib = fib_.enter(kTxReader);
-    unsigned out = 0;
     for (unsigned i = 0; i < got; i++) {
       uint8_t* b = bufs.get() + size_t{i} * stride;
       uint8_t* inner = b + kHeadroom;
-      Counter v = check_tx_ipv4(inner, lens[i]);
+      size_t len = lens[i];
+      VnetHdr vh;
+      if (offload) {
+        vh = read_vnet_hdr(inner - kVnetHdrLen);
+        bool gso = (vh.gso_type & static_cast<uint8_t>(~kGsoEcn)) != kGsoNone;
+        if (!gso && (vh.flags & kVnetFlagNeedsCsum) && !complete_checksum(inner, len, vh.csum_start, vh.csum_offset)) {
+          counters_.add(Counter::tx_drop_bad_ipv4, len);
+          continue;
+        }
+        if (gso) {
+          if (len < kIpv4MinHeader) {
+            counters_.add(Counter::tx_drop_bad_gso, len);
+            continue;
+          }
+          const Peer* peer = fib->lookup(ipv4_dst(inner));
+          if (!peer) {
+            counters_.add(Counter::tx_drop_no_route, len);
+            continue;
+          }
+          if (cfg_.format == Format::udp && inner[8] <= 1) {
+            counters_.add(Counter::tx_drop_ttl, len);
+            continue;
+          }
+          Segments sg = gso_segment(vh, inner, len, segs.get(), kSegmentBuffer, lead);
+          if (sg.verdict != Counter::tx_packets) {
+            counters_.add(sg.verdict, len);
+            continue;
+          }
+          // The run goes out now, after what is queued: one segment buffer.
+          flush();
+          for (unsigned k = 0; k < sg.count; k++) {
+            size_t off = 0, olen = 0;
+            encap(ep, peer->vtep_mac, segs.get() + k * sg.stride, lead, k + 1 < sg.count ? sg.seg_len : sg.last_len, &off, &olen);
+          }
+          const unsigned per_msg = static_cast<unsigned>(std::min<size_t>(kMaxSegments, kMaxUdpPayload / sg.stride));
+          for (unsigned k = 0; k < sg.count; k += per_msg) {
+            unsigned m = std::min(per_msg, sg.count - k);
+            bool has_last = k + m == sg.count;
+            size_t tail = has_last ? sg.last_len : sg.seg_len;
+            size_t bytes = (m - 1) * sg.stride + lead + tail;
+            size_t inner_bytes = (m - 1) * sg.seg_len + tail;
+            add_msg(segs.get() + k * sg.stride, bytes, *peer, m, inner_bytes, m > 1 ? static_cast<uint16_t>(sg.stride) : 0);
+          }
+          flush();
+          continue;
+        }
+      }
+      Counter v = check_tx_ipv4(inner, len);
       if (v != Counter::tx_packets) {
-        counters_.add(v, lens[i]);
+        counters_.add(v, len);
         continue;
       }
       const Peer* peer = fib->lookup(ipv4_dst(inner));
       if (!peer) {
-        counters_.add(Counter::tx_drop_no_route, lens[i]);
+        counters_.add(Counter::tx_drop_no_route, len);
         continue;
       }
-      size_t off = 0, len = 0;
-      v = encap(ep, peer->vtep_mac, b, kHeadroom, lens[i], &off, &len);
+      size_t off = 0, olen = 0;
+      v = encap(ep, peer->vtep_mac, b, kHeadroom, len, &off, &olen);
       if (v != Counter::tx_packets) {
-        counters_.add(v, lens[i]);
+        counters_.add(v, len);
         continue;
       }
-      iov[out] = {b + off, len};
-      dst[out] = peer->addr;
-      msgs[out] = {};
-      msgs[out].msg_hdr.msg_name = &dst[out];
-      msgs[out].msg_hdr.msg_namelen = sizeof(sockaddr_in);
-      msgs[out].msg_hdr.msg_iov = &iov[out];
-      msgs[out].msg_hdr.msg_iovlen = 1;
-      inner_lens[out] = lens[i];
-      out++;
+      add_msg(b + off, olen, *peer, 1, len, 0);
     }
-    sock_.send_batch(msgs.data(), out);
-    for (unsigned i = 0; i < out; i++) {
-      counters_.add(msgs[i].msg_len ? Counter::tx_packets : Counter::tx_drop_send_error, inner_lens[i]);
-    }
+    flush();
   }
   fib_.idle(kTxReader);
 }
 
+// Inbound: receive up to `batch` messages (with UDP_GRO each may hold a
+// run of datagrams from one sender); drop anything not from a current
+// peer; split runs, validate and decapsulate every datagram; then either
+// write each inner packet to the TUN or, with offload, let the coalescer
+// merge in-order TCP segments into super-packets and write those.
 void Engine::rx_loop() {
   pthread_setname_np(pthread_self(), "weft-rx");
   const unsigned n = cfg_.batch;
+  const bool offload = cfg_.offload;
   const size_t stride = kMaxDatagram;
   std::unique_ptr<uint8_t[]> bufs(new uint8_t[stride * n]);
   std::vector<iovec> iov(n);
   std::vector<sockaddr_in> src(n);
   std::vector<mmsghdr> msgs(n);
-  for (unsigned i = 0; i < n; i++) iov[i] = {bufs.get() + size_t{i} * stride, stride};
+  std::vector<Control> ctrl(n);
+  for (unsigned i = 0; i < n; i++) iov[i] = {bufs.get() + size_t{i} * stride, kMaxDatagram};
   const DecapParams dp{cfg_.format, cfg_.vni, cfg_.local_mac, cfg_.mtu};
   const int tun = tun_.fd();
+  Coalescer coalescer;
+  std::vector<iovec> wv;
+  wv.reserve(kMaxSegments + 2);
+
+  auto write_tun = [&](const iovec* v, int count, unsigned packets, size_t bytes) {
+    ssize_t w;
+    do {
+      w = ::writev(tun, v, count);
+    } while (w < 0 && errno == EINTR);
+    Counter c = w >= 0 ? Counter::rx_packets : Counter::rx_drop_tun_write_error;
+    for (unsigned k = 0; k < packets; k++) counters_.add(c, k == 0 ? bytes : 0);
+  };
 
   while (!stopping_.load(std::memory_order_relaxed)) {
     for (unsigned i = 0; i < n; i++) {
@@ -196,6 +325,10 @@ void Engine::rx_loop() {
       msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
       msgs[i].msg_hdr.msg_iov = &iov[i];
       msgs[i].msg_hdr.msg_iovlen = 1;
+      if (offload) {
+        msgs[i].msg_hdr.msg_control = ctrl[i].bytes;
+        msgs[i].msg_hdr.msg_controllen = sizeof ctrl[i].bytes;
+      }
     }
     int got = sock_.recv_batch(msgs.data(), n);
     if (got <= 0) {
@@ -205,8 +338,9 @@ void Engine::rx_loop() {
     }
 
     const Fib* fib = fib_.enter(kRxReader);
+    coalescer.reset();
     for (int i = 0; i < got; i++) {
-      const uint8_t* b = bufs.get() + size_t(i) * stride;
+      uint8_t* b = static_cast<uint8_t*>(iov[i].iov_base);
       size_t len = msgs[i].msg_len;
       // Cheapest test first: anyone on the underlay can reach this port.
       if (msgs[i].msg_hdr.msg_namelen != sizeof(sockaddr_in) || src[i].sin_family != AF_INET ||
@@ -218,17 +352,34 @@ void Engine::rx_loop() {
         counters_.add(Counter::rx_drop_oversized, len);
         continue;
       }
-      DecapResult r = decap(dp, b, len);
-      if (r.verdict != Counter::rx_packets) {
-        counters_.add(r.verdict, len);
-        continue;
+      int gro = offload ? udp_gro_size(msgs[i].msg_hdr) : 0;
+      size_t seg = gro > 0 ? static_cast<size_t>(gro) : len;
+      for (size_t off = 0; off < len; off += seg) {
+        size_t d = std::min(seg, len - off);
+        DecapResult r = decap(dp, b + off, d);
+        if (r.verdict != Counter::rx_packets) {
+          counters_.add(r.verdict, d);
+          continue;
+        }
+        uint8_t* inner = b + off + r.inner_off;
+        if (offload) {
+          coalescer.add(inner, r.inner_len);
+        } else {
+          iovec v{inner, r.inner_len};
+          write_tun(&v, 1, 1, r.inner_len);
+        }
       }
-      ssize_t w;
-      do {
-        w = ::write(tun, b + r.inner_off, r.inner_len);
-      } while (w < 0 && errno == EINTR);
-      counters_.add(w == static_cast<ssize_t>(r.inner_len) ? Counter::rx_packets : Counter::rx_drop_tun_write_error,
-                    r.inner_len);
+    }
+    if (offload) {
+      coalescer.finish();
+      const std::vector<iovec>& iovs = coalescer.iovs();
+      for (const TunWrite& w : coalescer.writes()) {
+        wv.clear();
+        wv.push_back({const_cast<uint8_t*>(w.vnet), kVnetHdrLen});
+        wv.insert(wv.end(), iovs.begin() + static_cast<long>(w.first_iov),
+                  iovs.begin() + static_cast<long>(w.first_iov + w.iov_count));
+        write_tun(wv.data(), static_cast<int>(wv.size()), w.segments, w.bytes);
+      }
     }
   }
   fib_.idle(kRxReader);

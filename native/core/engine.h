@@ -26,6 +26,7 @@
 #include "core/encap.h"
 #include "core/fd.h"
 #include "core/fib.h"
+#include "core/offload.h"
 #include "core/tun.h"
 #include "core/udp_socket.h"
 
@@ -41,6 +42,9 @@ struct EngineConfig {
   Mac local_mac{};            // our VtepMAC (vxlan)
   unsigned batch = 64;        // packets per syscall batch
   int socket_buffer = 4 << 20;
+  // TUN TSO/checksum offload + UDP_SEGMENT + UDP_GRO. Off: one packet per
+  // TUN read and per datagram, the shape of flannel's proxy (the baseline).
+  bool offload = true;
 };
 
 class Engine {

@@ -12,6 +12,9 @@
 
 namespace weft {
 
+// TUN_F_USO4 (Linux 6.2); older headers lack it, older kernels refuse it.
+constexpr unsigned kTunUso4 = 0x20;
+
 Tun::Tun(const TunOptions& opts) {
   if (opts.name.size() >= IFNAMSIZ) {
     throw SysError(ENAMETOOLONG, "tun " + opts.name + ": name longer than " + std::to_string(IFNAMSIZ - 1));
@@ -37,6 +40,16 @@ Tun::Tun(const TunOptions& opts) {
     throw SysError(err, "tun " + name + ": TUNSETIFF");
   }
   name_.assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+  if (opts.vnet_hdr) {
+    // Let the kernel hand us unchecksummed TCP super-packets (and UDP ones
+    // where it can), instead of segmenting and checksumming them first.
+    unsigned base = TUN_F_CSUM | TUN_F_TSO4;
+    if (::ioctl(fd_.get(), TUNSETOFFLOAD, base | kTunUso4) == 0) {
+      uso_ = true;
+    } else if (::ioctl(fd_.get(), TUNSETOFFLOAD, base) < 0) {
+      throw SysError(errno, "tun " + name_ + ": TUNSETOFFLOAD");
+    }
+  }
 }
 
 }  // namespace weft

@@ -12,7 +12,7 @@ namespace weft {
 struct TunOptions {
   std::string name;          // e.g. "flannel.1"; empty lets the kernel pick tunN
   bool multi_queue = false;  // IFF_MULTI_QUEUE (a later issue: one queue per thread)
-  bool vnet_hdr = false;     // IFF_VNET_HDR (a later issue: TSO/GSO offloads)
+  bool vnet_hdr = false;     // IFF_VNET_HDR + TUNSETOFFLOAD: checksum, TSO4 and USO4
 };
 
 class Tun {
@@ -22,10 +22,13 @@ class Tun {
 
   int fd() const { return fd_.get(); }
   const std::string& name() const { return name_; }
+  // With vnet_hdr: whether the kernel took USO4 (Linux 6.2+).
+  bool uso() const { return uso_; }
 
  private:
   Fd fd_;
   std::string name_;
+  bool uso_ = false;
 };
 
 }  // namespace weft

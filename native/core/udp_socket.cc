@@ -1,6 +1,7 @@
 #include "core/udp_socket.h"
 
 #include <arpa/inet.h>
+#include <netinet/udp.h>
 
 #include <cerrno>
 #include <string>
@@ -42,6 +43,11 @@ UdpSocket::UdpSocket(uint32_t local_ip, uint16_t port, int buffer_bytes) : port_
   if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
     throw SysError(errno, "bind udp " + endpoint(local_ip, port));
   }
+}
+
+bool UdpSocket::enable_gro() {
+  int on = 1;
+  return setsockopt(fd_.get(), IPPROTO_UDP, UDP_GRO, &on, sizeof on) == 0;
 }
 
 int UdpSocket::recv_batch(mmsghdr* msgs, unsigned n) {

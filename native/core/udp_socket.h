@@ -22,6 +22,9 @@ class UdpSocket {
 
   int fd() const { return fd_.get(); }
   uint16_t port() const { return port_; }
+  // UDP_GRO: the kernel may hand us a run of same-sized datagrams from one
+  // sender as one buffer, with the size in a cmsg. False if it refuses.
+  bool enable_gro();
 
   // Receives up to n datagrams without blocking; returns how many (0 when
   // none are waiting). msgs[i].msg_len holds each length.

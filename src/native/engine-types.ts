@@ -12,6 +12,8 @@ export interface NativeEngineOptions {
   vtepMac?: string;
   batch?: number;
   socketBuffer?: number;
+  /** TUN TSO/checksum offload, UDP_SEGMENT and UDP_GRO; default true. */
+  offload?: boolean;
 }
 
 // One FIB entry: the peer that owns prefix/prefixLen.
@@ -34,6 +36,7 @@ export type CounterName =
   | 'tx_drop_bad_ipv4'
   | 'tx_drop_no_route'
   | 'tx_drop_ttl'
+  | 'tx_drop_bad_gso'
   | 'tx_drop_send_error'
   | 'rx_packets'
   | 'rx_drop_unknown_peer'
@@ -66,6 +69,12 @@ export interface NativeEngine {
 }
 
 export type NativeEngineClass = new (opts: NativeEngineOptions) => NativeEngine;
+
+/** Native microbenchmark of encap/decap: run(n) processes n * batch packets, returns how many passed. */
+export interface NativeCoreBench {
+  run(iterations: number): number;
+}
+export type NativeCoreBenchClass = new (op: 'encap' | 'decap', format: WireFormat, size: number, batch: number) => NativeCoreBench;
 
 export interface DecapOptions {
   vni?: number;

@@ -2,7 +2,7 @@
 // src/ imports `addon` from here and never touches require() for native code.
 import * as path from 'node:path';
 
-import type { NativeEngineClass, NativeEncap } from './engine-types';
+import type { NativeCoreBenchClass, NativeEngineClass, NativeEncap } from './engine-types';
 import type { NativeNetlink } from './netlink-types';
 
 export * from './engine-types';
@@ -10,6 +10,7 @@ export * from './netlink-types';
 
 export interface Addon {
   Engine: NativeEngineClass;
+  CoreBench: NativeCoreBenchClass;
   encap: NativeEncap;
   netlink: NativeNetlink;
 }

@@ -1,0 +1,127 @@
+// Offloads: the TUN hands us TCP super-packets (IFF_VNET_HDR + TSO) and
+// takes them back, and the UDP socket sends and receives runs of datagrams
+// in one call (UDP_SEGMENT, UDP_GRO). The kernel interfaces are slow per
+// packet, not per byte, so the engine moves ~64 KB per syscall instead of
+// one MTU. This file is the pure part: virtio-net headers, checksum
+// completion, segmentation of a super-packet into wire packets, and
+// coalescing of received TCP segments back into one super-packet. It takes
+// byte spans and never trusts a length it has not checked.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "core/counters.h"
+
+namespace weft {
+
+// struct virtio_net_hdr without mergeable buffers: what a TUN with
+// IFF_VNET_HDR puts before every packet (host byte order on x86/arm64 LE).
+constexpr size_t kVnetHdrLen = 10;
+constexpr uint8_t kVnetFlagNeedsCsum = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM
+constexpr uint8_t kGsoNone = 0;
+constexpr uint8_t kGsoTcpV4 = 1;
+constexpr uint8_t kGsoUdpL4 = 5;  // VIRTIO_NET_HDR_GSO_UDP_L4 (USO), Linux 6.2+
+constexpr uint8_t kGsoEcn = 0x80;
+
+// At most this many datagrams in one UDP_SEGMENT send or GSO packet.
+constexpr unsigned kMaxSegments = 64;
+// The largest UDP payload one IPv4 send may carry.
+constexpr size_t kMaxUdpPayload = 65507;
+
+struct VnetHdr {
+  uint8_t flags = 0;
+  uint8_t gso_type = kGsoNone;
+  uint16_t hdr_len = 0;
+  uint16_t gso_size = 0;
+  uint16_t csum_start = 0;
+  uint16_t csum_offset = 0;
+};
+
+VnetHdr read_vnet_hdr(const uint8_t* p);
+void write_vnet_hdr(uint8_t* p, const VnetHdr& h);
+
+// Fills in a checksum the kernel left partial (NEEDS_CSUM): the field at
+// csum_start + csum_offset holds the pseudo-header sum. False when the
+// offsets do not fit in len.
+bool complete_checksum(uint8_t* pkt, size_t len, size_t csum_start, size_t csum_offset);
+
+// Where gso_segment put its packets: packet i starts at
+// out + lead + i * stride (stride = lead + seg_len), all seg_len long but
+// the last, which is last_len long. The `lead` bytes before each packet are
+// left for the caller's encapsulation headers, so the run of datagrams can
+// go out as one UDP_SEGMENT send.
+struct Segments {
+  Counter verdict = Counter::tx_packets;
+  unsigned count = 0;
+  size_t seg_len = 0;
+  size_t last_len = 0;
+  size_t stride = 0;
+};
+
+// Splits a super-packet (IPv4 + TCP for kGsoTcpV4, IPv4 + UDP for
+// kGsoUdpL4) of len bytes into packets of at most hdr + gso_size bytes with
+// correct IPv4 and TCP/UDP headers and full checksums. A packet without GSO
+// but with NEEDS_CSUM comes back as one packet with its checksum complete.
+Segments gso_segment(const VnetHdr& h, const uint8_t* pkt, size_t len, uint8_t* out, size_t out_cap, size_t lead);
+
+// One thing to write to the TUN: a virtio-net header and the packet as
+// iovecs (header bytes, then payload slices pointing into the rx buffers).
+struct TunWrite {
+  uint8_t vnet[kVnetHdrLen] = {};
+  size_t first_iov = 0;  // into Coalescer::iovs()
+  size_t iov_count = 0;
+  size_t bytes = 0;      // the packets' bytes as they arrived (for counters)
+  unsigned segments = 1;
+};
+
+// Coalesces consecutive in-order TCP segments of one flow (same addresses,
+// ports, ACK, window, options; ACK-only flags; equal payloads but the last)
+// into one TSO super-packet for the TUN, as the kernel's GRO would. Every
+// other packet passes through unchanged. Packets are not copied: outputs
+// point at them, so they must stay put until the outputs are written.
+class Coalescer {
+ public:
+  void reset();
+  // pkt: a decapsulated, validated IPv4 packet (check_ipv4 passed).
+  void add(const uint8_t* pkt, size_t len);
+  // Closes every open flow. Outputs keep the order packets of a flow came in.
+  void finish();
+  const std::vector<TunWrite>& writes() const { return writes_; }
+  const std::vector<iovec>& iovs() const { return iovs_; }
+
+ private:
+  // At most this many flows are open at once; past it the oldest is
+  // written out. Bounds the per-packet flow search under a flood.
+  static constexpr size_t kMaxOpenFlows = 16;
+
+  struct Flow {
+    const uint8_t* first = nullptr;  // its headers lead the output
+    size_t hdr_len = 0;              // IPv4 + TCP header bytes
+    size_t seg_payload = 0;          // the first segment's payload: the MSS
+    size_t total_payload = 0;
+    uint32_t next_seq = 0;
+    bool closed = false;             // a short or PSH segment ended it
+    bool psh = false;
+    uint64_t opened = 0;             // order of opening, for eviction
+    std::vector<iovec> payloads;     // capacity kept across batches
+  };
+  void emit_passthrough(const uint8_t* pkt, size_t len);
+  void emit_flow(size_t i);  // writes flow i out and frees its slot
+  int find_flow(const uint8_t* pkt) const;
+
+  Flow flows_[kMaxOpenFlows];
+  size_t open_ = 0;  // flows_[0, open_) are open
+  uint64_t opened_ = 0;
+  std::vector<TunWrite> writes_;
+  std::vector<iovec> iovs_;
+  std::vector<uint8_t> headers_;  // rewritten headers of coalesced packets
+  // iovs_ entries that point into headers_, fixed up by finish() because
+  // headers_ may move while it grows: (iov index, offset in headers_).
+  std::vector<std::pair<size_t, size_t>> header_iovs_;
+};
+
+}  // namespace weft
