@@ -20,7 +20,8 @@
         "native/core/udp_socket.cc",
         "native/napi/addon.cc",
         "native/napi/engine_binding.cc",
-        "native/napi/netlink_binding.cc"
+        "native/napi/netlink_binding.cc",
+        "native/napi/offload_binding.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

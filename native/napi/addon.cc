@@ -17,6 +17,7 @@ Napi::Error to_js_error(Napi::Env env, const SysError& e) {
 static Napi::Object InitWeft(Napi::Env env, Napi::Object exports) {
   weft::napi::register_engine(env, exports);
   weft::napi::register_netlink(env, exports);
+  weft::napi::register_offload(env, exports);
   return exports;
 }
 

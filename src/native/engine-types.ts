@@ -70,6 +70,24 @@ export interface NativeEngine {
 
 export type NativeEngineClass = new (opts: NativeEngineOptions) => NativeEngine;
 
+export interface VnetHeader {
+  flags: number;
+  gsoType: number;
+  hdrLen: number;
+  gsoSize: number;
+  csumStart: number;
+  csumOffset: number;
+}
+
+/** The pure offload functions (native/core/offload.h), for tests. */
+export interface NativeOffload {
+  segment(packet: Uint8Array, vnet: { gsoType: number; gsoSize: number }, lead?: number): { verdict: CounterName; segments: Buffer[]; stride: number };
+  completeChecksum(packet: Uint8Array, csumStart: number, csumOffset: number): Buffer | null;
+  coalesce(packets: Uint8Array[]): Array<{ vnet: VnetHeader; packet: Buffer; segments: number; bytes: number }>;
+  readonly GSO_TCPV4: number;
+  readonly GSO_UDP_L4: number;
+}
+
 /** Native microbenchmark of encap/decap: run(n) processes n * batch packets, returns how many passed. */
 export interface NativeCoreBench {
   run(iterations: number): number;

@@ -2,7 +2,7 @@
 // src/ imports `addon` from here and never touches require() for native code.
 import * as path from 'node:path';
 
-import type { NativeCoreBenchClass, NativeEngineClass, NativeEncap } from './engine-types';
+import type { NativeCoreBenchClass, NativeEncap, NativeEngineClass, NativeOffload } from './engine-types';
 import type { NativeNetlink } from './netlink-types';
 
 export * from './engine-types';
@@ -13,6 +13,7 @@ export interface Addon {
   CoreBench: NativeCoreBenchClass;
   encap: NativeEncap;
   netlink: NativeNetlink;
+  offload: NativeOffload;
 }
 
 // Release first, then a debug or sanitizer build (node-gyp --debug).
