@@ -32,6 +32,8 @@ export interface EngineOptions {
   batch?: number;
   /** Offloads on (default) or off: off is the one-packet-per-syscall baseline. */
   offload?: boolean;
+  /** Accept datagrams from any underlay address, not only peers' (flannel's behaviour, for NAT). */
+  allowAnySource?: boolean;
 }
 
 export interface Peer {
@@ -112,6 +114,7 @@ export class Engine {
         vtepMac: o.vtepMac,
         batch: o.batch,
         offload: o.offload,
+        allowAnySource: o.allowAnySource,
       });
     } catch (err) {
       const code = errCode(err);

@@ -344,7 +344,7 @@ void Engine::rx_loop() {
       size_t len = msgs[i].msg_len;
       // Cheapest test first: anyone on the underlay can reach this port.
       if (msgs[i].msg_hdr.msg_namelen != sizeof(sockaddr_in) || src[i].sin_family != AF_INET ||
-          !fib->is_peer(ntohl(src[i].sin_addr.s_addr))) {
+          (!cfg_.allow_any_source && !fib->is_peer(ntohl(src[i].sin_addr.s_addr)))) {
         counters_.add(Counter::rx_drop_unknown_peer, len);
         continue;
       }

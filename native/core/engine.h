@@ -45,6 +45,9 @@ struct EngineConfig {
   // TUN TSO/checksum offload + UDP_SEGMENT + UDP_GRO. Off: one packet per
   // TUN read and per datagram, the shape of flannel's proxy (the baseline).
   bool offload = true;
+  // Accept datagrams from any source address, as flannel does, for
+  // underlays where NAT hides a peer's public IP. Off: only from peers.
+  bool allow_any_source = false;
 };
 
 class Engine {

@@ -115,6 +115,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Value offload = o.Get("offload");
     if (!offload.IsUndefined() && !offload.IsBoolean()) throw Napi::TypeError::New(info.Env(), "offload must be a boolean");
     cfg.offload = offload.IsUndefined() || offload.As<Napi::Boolean>().Value();
+    Napi::Value any = o.Get("allowAnySource");
+    if (!any.IsUndefined() && !any.IsBoolean()) throw Napi::TypeError::New(info.Env(), "allowAnySource must be a boolean");
+    cfg.allow_any_source = any.IsBoolean() && any.As<Napi::Boolean>().Value();
     try {
       engine_ = std::make_unique<Engine>(cfg);
     } catch (const SysError& e) {

@@ -7,6 +7,7 @@
 // follows the store: every lease event becomes a peer update, the lease is
 // renewed ahead of its expiry, and a store outage changes nothing on the
 // node (the engine keeps its last peer table).
+import * as dgram from 'node:dgram';
 import { readFileSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -19,7 +20,7 @@ import type { Logger } from '../log';
 import type { WireFormat } from '../native';
 import { EtcdStore } from '../store/etcd';
 import { SqliteStore } from '../store/sqlite';
-import { ConfigNotFoundError, type Lease, type LeaseAttrs, type LeaseStore } from '../store/types';
+import { ConfigNotFoundError, type Lease, type LeaseAttrs, type LeaseStore, SubnetTakenError } from '../store/types';
 import { acquireLease, renewDelayMs } from '../subnet/acquire';
 import { readSubnetEnv, writeSubnetEnv } from '../subnet/env';
 import { subnetKey } from '../subnet/key';
@@ -142,6 +143,9 @@ export class Daemon {
     }
     this.log.info({ iface: ext.name, ifaceAddr: ext.ifaceAddr, publicIp: ext.publicIp }, `using interface ${ext.name} (${ext.ifaceAddr}), public IP ${ext.publicIp}`);
 
+    // A taken port fails here, before a lease exists that nobody would use.
+    await assertPortFree(ext.ifaceAddr, cfg.Backend.Port);
+
     const store = this.store ?? new SqliteStore({ path: f.storePath, log: this.log, networkConfig: confText });
     this.store = store;
     this.checkStopped();
@@ -172,6 +176,7 @@ export class Daemon {
         port: cfg.Backend.Port,
         vtepMac: vtepMac ?? undefined,
         mtu: (cfg.Backend.Type === 'vxlan' ? cfg.Backend.MTU : undefined) ?? ext.mtu,
+        allowAnySource: f.allowAnySource,
       });
     } catch (err) {
       throw new StartupError((err as Error).message);
@@ -277,7 +282,10 @@ export class Daemon {
     try {
       for await (const batch of this.store!.watchLeases(cursor, this.abort.signal)) {
         if (batch.kind === 'snapshot') {
-          if (!batch.leases.some((l) => sameSubnet(l.subnet, own))) return this.revoked();
+          // A snapshot without our lease is a store that lost its data (a
+          // wiped or restored etcd), not an operator's delete (that comes as
+          // an event): take the same subnet again if it is still free.
+          if (!batch.leases.some((l) => sameSubnet(l.subnet, own)) && !(await this.recreateLease())) return this.revoked();
           this.replacePeers(batch.leases);
           continue;
         }
@@ -312,6 +320,28 @@ export class Daemon {
         this.log.error({ err: (err as Error).message }, 'lease watch failed');
         void this.shutdown(1);
       }
+    }
+  }
+
+  private async recreateLease(): Promise<boolean> {
+    const subnet = this.lease!.subnet;
+    try {
+      const expiration = await this.store!.createLease(subnet, this.attrs!, this.leaseTtl);
+      this.lease = { ...this.lease!, expiration };
+      this.log.warn({ subnet: formatCidr4(subnet) }, `the store lost our lease; re-created ${formatCidr4(subnet)}`);
+      clearTimeout(this.renewTimer);
+      this.scheduleRenew();
+      return true;
+    } catch (err) {
+      if (err instanceof SubnetTakenError) {
+        this.log.error(`cannot re-create lease ${formatCidr4(subnet)}: another node holds it now`);
+        return false;
+      }
+      // The store is still unsteady: renewal writes the key again shortly.
+      this.log.warn({ err: (err as Error).message }, `cannot re-create lease ${formatCidr4(subnet)} yet, retrying`);
+      clearTimeout(this.renewTimer);
+      this.renewTimer = setTimeout(() => void this.renew(), 1000);
+      return true;
     }
   }
 
@@ -408,6 +438,22 @@ export class Daemon {
       this.finish(code);
     })();
     return this.stopping;
+  }
+}
+
+async function assertPortFree(address: string, port: number): Promise<void> {
+  const probe = dgram.createSocket('udp4');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.bind({ address, port, exclusive: true }, () => resolve());
+    });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'EUNKNOWN';
+    const why = code === 'EADDRINUSE' ? 'is already in use' : 'cannot be bound';
+    throw new StartupError(`UDP port ${port} on ${address} ${why} (${code})`);
+  } finally {
+    probe.close();
   }
 }
 

@@ -27,6 +27,7 @@ export interface DaemonFlags {
   storePath: string;
   statusSocket: string; // '' -> next to the subnet file
   leaseTtl: number; // seconds
+  allowAnySource: boolean;
 }
 
 type Kind = 'string' | 'list' | 'bool' | 'int';
@@ -65,6 +66,7 @@ const SPECS: Record<string, Spec> = {
   v: { key: 'verbosity', kind: 'int', min: 0, max: 10, help: 'log level: 0 info, 1 debug, 2+ trace' },
   'store-path': { key: 'storePath', kind: 'string', help: "weft: the embedded store's SQLite file" },
   'status-socket': { key: 'statusSocket', kind: 'string', help: "weft: the unix socket `weft status` reads (default: beside the subnet file)" },
+  'allow-any-source': { key: 'allowAnySource', kind: 'bool', help: "weft: accept overlay traffic from any underlay address, as flannel does (for NAT'd underlays); default: only from peers' public IPs" },
   'lease-ttl': { key: 'leaseTtl', kind: 'int', min: 10, max: 7 * 86400, help: "weft: the lease's TTL in seconds (flannel's is fixed at 24 h)" },
 };
 
@@ -92,6 +94,7 @@ export function defaultFlags(): DaemonFlags {
     storePath: '/var/lib/weft/leases.db',
     statusSocket: '',
     leaseTtl: 24 * 60 * 60,
+    allowAnySource: false,
   };
 }
 

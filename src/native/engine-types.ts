@@ -14,6 +14,8 @@ export interface NativeEngineOptions {
   socketBuffer?: number;
   /** TUN TSO/checksum offload, UDP_SEGMENT and UDP_GRO; default true. */
   offload?: boolean;
+  /** Skip the "sender is a peer" check (flannel's permissive behaviour); default false. */
+  allowAnySource?: boolean;
 }
 
 // One FIB entry: the peer that owns prefix/prefixLen.

@@ -108,6 +108,24 @@ describe('udp format against a plain UDP socket', () => {
           assert.equal(c1.rx_drop_unknown_peer.bytes - c0.rx_drop_unknown_peer.bytes, sent[1].length);
           assert.equal(c1.tx_drop_no_route.packets - c0.tx_drop_no_route.packets, 1, 'no route counted');
           assert.equal(c1.rx_packets.packets, c0.rx_packets.packets, 'neither was delivered');
+
+          // --allow-any-source (flannel's permissive behaviour, for NAT): the
+          // stranger's packet is delivered, and pod1's answer goes to the peer.
+          await weft.stop();
+          const permissive = await EngineProcess.start(n1.ns, [...engineArgs('udp', n1, ''), '--allow-any-source']);
+          try {
+            await permissive.setPeers([peerOf(n2)]);
+            const before2 = got.length;
+            stranger.stdin!.write(`${JSON.stringify({ send: sent[2].toString('hex'), to: n1.underlayIp, port: 8285 })}\n`);
+            for (let i = 0; i < 100 && got.length === before2; i++) await new Promise((r) => setTimeout(r, 20));
+            const s = (await permissive.stats()).counters;
+            assert.equal(s.rx_packets.packets, 1, 'delivered');
+            assert.equal(s.rx_drop_unknown_peer.packets, 0);
+            assert.equal(got.length, before2 + 1, 'answered');
+            assert.equal(got[before2].bytes.readUInt16BE(26), 3, 'the answer to echo seq 3');
+          } finally {
+            await permissive.stop();
+          }
         } finally {
           stranger.kill('SIGKILL');
         }
