@@ -352,6 +352,10 @@ void Engine::rx_loop() {
         counters_.add(Counter::rx_drop_oversized, len);
         continue;
       }
+      if (len == 0) {  // an empty datagram: nothing to split, still counted
+        counters_.add(Counter::rx_drop_truncated, 0);
+        continue;
+      }
       int gro = offload ? udp_gro_size(msgs[i].msg_hdr) : 0;
       size_t seg = gro > 0 ? static_cast<size_t>(gro) : len;
       for (size_t off = 0; off < len; off += seg) {
