@@ -16,14 +16,15 @@ export interface Addon {
   offload: NativeOffload;
 }
 
-// Release first, then a debug or sanitizer build (node-gyp --debug).
+// WEFT_ADDON names a build to use instead (the sanitizer tier sets it);
+// otherwise release first, then a debug build (node-gyp --debug).
 const CANDIDATES = ['build/Release/weft.node', 'build/Debug/weft.node'];
 
 function load(): Addon {
   const root = path.resolve(__dirname, '..', '..', '..');
   const tried: string[] = [];
-  for (const rel of CANDIDATES) {
-    const file = path.join(root, rel);
+  const files = process.env.WEFT_ADDON ? [process.env.WEFT_ADDON] : CANDIDATES.map((rel) => path.join(root, rel));
+  for (const file of files) {
     try {
       return require(file) as Addon;
     } catch (err) {
