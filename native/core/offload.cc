@@ -27,12 +27,52 @@ void store_be32(uint8_t* p, uint32_t v) {
   p[3] = static_cast<uint8_t>(v);
 }
 
-// One's-complement sum of len bytes, unfolded.
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "sum16 assumes a little-endian host");
+
+// One's-complement sum of len bytes as big-endian 16-bit words, plus sum.
+// The sum does not depend on byte order (RFC 1071, 2(B)), so it adds
+// native 64-bit words with end-around carry (2^64 = 1 mod 0xffff) and swaps
+// once at the end: TSO segmentation checksums every payload byte it sends.
 uint32_t sum16(const uint8_t* data, size_t len, uint32_t sum = 0) {
-  size_t i = 0;
-  for (; i + 1 < len; i += 2) sum += load_be16(data + i);
-  if (i < len) sum += uint32_t{data[i]} << 8;
-  return sum;
+  uint64_t s = 0;
+  auto add = [&s](uint64_t v) {
+    s += v;
+    s += s < v;  // end-around carry
+  };
+  for (; len >= 32; data += 32, len -= 32) {
+    uint64_t v[4];
+    std::memcpy(v, data, 32);
+    add(v[0]);
+    add(v[1]);
+    add(v[2]);
+    add(v[3]);
+  }
+  for (; len >= 8; data += 8, len -= 8) {
+    uint64_t v;
+    std::memcpy(&v, data, 8);
+    add(v);
+  }
+  if (len >= 4) {
+    uint32_t v;
+    std::memcpy(&v, data, 4);
+    add(v);
+    data += 4;
+    len -= 4;
+  }
+  if (len >= 2) {
+    uint16_t v;
+    std::memcpy(&v, data, 2);
+    add(v);
+    data += 2;
+    len -= 2;
+  }
+  if (len) add(*data);  // a last odd byte is the high byte of a big-endian word
+  s = (s & 0xffffffff) + (s >> 32);
+  s = (s & 0xffffffff) + (s >> 32);
+  s = (s & 0xffff) + (s >> 16);
+  s = (s & 0xffff) + (s >> 16);
+  uint16_t native = static_cast<uint16_t>(s);
+  return sum + static_cast<uint16_t>((native >> 8) | (native << 8));
 }
 uint16_t fold(uint32_t sum) {
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);

@@ -44,7 +44,7 @@ struct Held {
 size_t tcp_hdr_len(const uint8_t* p, size_t len) {  // 0: not a TCP packet we can read
   size_t ihl = size_t{p[0] & 0x0fu} * 4;
   if (p[9] != 6 || len < ihl + 20) return 0;
-  size_t doff = size_t{p[ihl + 12] >> 4} * 4;
+  size_t doff = static_cast<size_t>(p[ihl + 12] >> 4) * 4;
   if (doff < 20 || ihl + doff > len) return 0;
   return ihl + doff;
 }

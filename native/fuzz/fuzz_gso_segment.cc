@@ -42,7 +42,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint8_t proto = pkt[9];
   uint8_t type = h.gso_type & static_cast<uint8_t>(~weft::kGsoEcn);
   FUZZ_CHECK((type == weft::kGsoTcpV4 && proto == 6) || (type == weft::kGsoUdpL4 && proto == 17));
-  size_t l4_hdr = proto == 6 ? size_t{pkt[ihl + 12] >> 4} * 4 : 8;
+  size_t l4_hdr = proto == 6 ? static_cast<size_t>(pkt[ihl + 12] >> 4) * 4 : 8;
   size_t hdr = ihl + l4_hdr;
   FUZZ_CHECK(hdr < len && h.gso_size > 0);
   size_t payload = len - hdr;
