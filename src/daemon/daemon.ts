@@ -8,7 +8,7 @@
 // renewed ahead of its expiry, and a store outage changes nothing on the
 // node (the engine keeps its last peer table).
 import * as dgram from 'node:dgram';
-import { readFileSync, rmSync } from 'node:fs';
+import { accessSync, constants as fsConstants, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -17,7 +17,7 @@ import { cidrContains, formatCidr4, type Cidr4 } from '../cidr';
 import { loadNetConf, type NetConf } from '../config/netconf';
 import { Engine, type Peer } from '../engine';
 import type { Logger } from '../log';
-import type { WireFormat } from '../native';
+import { addon, type WireFormat } from '../native';
 import { EtcdStore } from '../store/etcd';
 import { SqliteStore } from '../store/sqlite';
 import { ConfigNotFoundError, type Lease, type LeaseAttrs, type LeaseStore, SubnetTakenError } from '../store/types';
@@ -86,6 +86,10 @@ export class Daemon {
     this.done = new Promise((resolve) => (this.finish = resolve));
   }
 
+  get stopRequested(): boolean {
+    return this.abort.signal.aborted;
+  }
+
   private checkStopped(): void {
     if (this.abort.signal.aborted) throw new Stopped();
   }
@@ -145,8 +149,23 @@ export class Daemon {
 
     // A taken port fails here, before a lease exists that nobody would use.
     await assertPortFree(ext.ifaceAddr, cfg.Backend.Port);
+    const underlayMtu = (cfg.Backend.Type === 'vxlan' ? cfg.Backend.MTU : undefined) ?? ext.mtu;
+    const overlayMtu = underlayMtu - addon.encap.overhead[cfg.Backend.Type];
+    if (overlayMtu < 576) throw new StartupError(`MTU of "${ext.name}" (${underlayMtu}) leaves ${overlayMtu} for the overlay; need >= 576`);
+    try {
+      mkdirSync(path.dirname(f.subnetFile), { recursive: true });
+      accessSync(path.dirname(f.subnetFile), fsConstants.W_OK);
+    } catch (err) {
+      throw new StartupError(`cannot write --subnet-file ${f.subnetFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    await this.serveHealthz();
 
-    const store = this.store ?? new SqliteStore({ path: f.storePath, log: this.log, networkConfig: confText });
+    let store: LeaseStore;
+    try {
+      store = this.store ?? new SqliteStore({ path: f.storePath, log: this.log, networkConfig: confText });
+    } catch (err) {
+      throw new StartupError((err as Error).message);
+    }
     this.store = store;
     this.checkStopped();
 
@@ -181,6 +200,12 @@ export class Daemon {
     } catch (err) {
       throw new StartupError((err as Error).message);
     }
+    // A SIGTERM that came while the TUN was being made: shutdown() has run
+    // already and could not see it.
+    if (this.abort.signal.aborted) {
+      this.engine.close();
+      throw new Stopped();
+    }
     this.log.info({ tun: this.engine.tunName, mtu: this.engine.mtu, port: this.engine.port }, `data plane up on ${this.engine.tunName}`);
 
     // 5. Peers, then subnet.env: pods wired from it can reach the others.
@@ -192,7 +217,6 @@ export class Daemon {
     this.scheduleRenew();
     void this.watch(cursor);
     await this.serveStatus();
-    await this.serveHealthz();
     this.ready = true;
     this.log.info({ peers: this.peers.size }, 'ready');
     // The packet threads report a fatal error by stopping; a node agent
@@ -367,8 +391,10 @@ export class Daemon {
       this.log.info({ subnet: formatCidr4(subnet), expiration }, 'renewed lease');
       this.scheduleRenew();
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'lease renewal failed, retrying in 1 minute');
-      this.renewTimer = setTimeout(() => void this.renew(), Math.min(60_000, this.leaseTtl * 250));
+      // flannel retries each minute; a short --lease-ttl needs sooner.
+      const retryMs = Math.min(60_000, this.leaseTtl * 250);
+      this.log.warn({ err: (err as Error).message }, `lease renewal failed, retrying in ${retryMs / 1000} s`);
+      this.renewTimer = setTimeout(() => void this.renew(), retryMs);
     }
   }
 

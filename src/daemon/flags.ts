@@ -160,6 +160,12 @@ export function parseDaemonFlags(argv: string[], env: NodeJS.ProcessEnv = proces
     if (v !== undefined && v !== '' && !fromCli.has(name)) setValue(flags, name, spec, v, envName);
   }
   for (const [name, spec, value] of cli) setValue(flags, name, spec, value, `flag -${name}`);
+  if (flags.etcdEndpoints) {
+    if (flags.etcdEndpoints.length === 0) throw new FlagError('invalid --etcd-endpoints: no endpoint given');
+    for (const e of flags.etcdEndpoints) {
+      if (!/^https?:\/\/[^/\s]+(:\d+)?\/?$/.test(e)) throw new FlagError(`invalid --etcd-endpoints "${e}": expected http(s)://host:port`);
+    }
+  }
   for (const re of flags.ifaceRegex) {
     try {
       new RegExp(re);

@@ -31,12 +31,13 @@ export async function runDaemon(argv: string[]): Promise<void> {
   try {
     await daemon.start();
   } catch (err) {
-    const stopped = err instanceof Stopped;
+    // A SIGTERM during start-up closes the store under an in-flight call: that
+    // failure is the stop, not a start-up error.
+    const stopped = err instanceof Stopped || daemon.stopRequested;
     await daemon.shutdown(stopped ? 0 : 1);
     if (stopped) process.exit(0);
-    const msg = err instanceof StartupError ? err.message : ((err as Error).stack ?? String(err));
-    log.error({ err: (err as Error).message }, 'start-up failed');
-    die(msg);
+    log.error({ err: (err as Error).message, stack: err instanceof StartupError ? undefined : (err as Error).stack }, 'start-up failed');
+    die((err as Error).message ?? String(err));
   }
   process.exit(await daemon.done);
 }

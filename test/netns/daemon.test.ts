@@ -11,9 +11,11 @@ import { after, before, describe, it } from 'node:test';
 
 import { DaemonProcess } from '../../src/lab/daemon-process';
 import { CLI } from '../../src/lab/engine-process';
-import { deleteNamespaces, run, runPrefix } from '../../src/lab/netns';
+import { deleteNamespaces, type Netns, run, runPrefix } from '../../src/lab/netns';
 import { ping } from '../../src/lab/overlay';
-import { Lab } from '../../src/lab/topology';
+import { Lab, type LabNode } from '../../src/lab/topology';
+import { silentLogger } from '../../src/log';
+import { SqliteStore } from '../../src/store/sqlite';
 
 const PREFIX = runPrefix('wdm');
 let dir: string;
@@ -29,11 +31,45 @@ function netConf(name: string, conf: unknown): string {
   return file;
 }
 
-function nothingLeft(lab: Lab, nodeDir: string): void {
+async function nothingLeft(lab: Lab, nodeDir: string, storePath: string): Promise<void> {
   const n = lab.nodes[0];
   assert.doesNotMatch(n.ns.ip('link', 'show'), /flannel/, 'no TUN left');
   assert.doesNotMatch(n.ns.ip('route', 'show'), /10\.244\./, 'no route left');
   assert.ok(!fs.existsSync(path.join(nodeDir, 'subnet.env')), 'no subnet.env written');
+  // No lease: the store was never made, or it holds none (a directory in its
+  // place is a case of its own: nothing can be stored there).
+  if (fs.existsSync(storePath) && fs.statSync(storePath).isFile()) {
+    const store = new SqliteStore({ path: storePath, log: silentLogger() });
+    try {
+      const { leases } = await store.listLeases();
+      assert.deepEqual(leases.map((l) => `${l.subnet.ip >>> 24}.${(l.subnet.ip >>> 16) & 255}.${(l.subnet.ip >>> 8) & 255}.0 ${l.attrs.PublicIP}`), [], 'no lease taken');
+    } finally {
+      await store.close();
+    }
+  }
+}
+
+/** Holds a port on a node, as another program would: resolves once bound, to its release. */
+async function holdPort(ns: Netns, proto: 'udp' | 'tcp', ip: string, port: number): Promise<() => void> {
+  const script =
+    proto === 'udp'
+      ? `require('dgram').createSocket('udp4').bind(${port}, '${ip}', () => console.log('bound'))`
+      : `require('net').createServer().listen(${port}, '${ip}', () => console.log('bound'))`;
+  const holder = ns.spawn(process.execPath, ['-e', script]);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`holding ${proto} ${ip}:${port}: not bound in 10 s`)), 10_000);
+    holder.stdout!.on('data', (b: Buffer) => {
+      if (b.toString().includes('bound')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    holder.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`holding ${proto} ${ip}:${port}: exited ${code}`));
+    });
+  });
+  return () => holder.kill('SIGKILL');
 }
 
 describe('weft daemon on the embedded store', () => {
@@ -87,7 +123,12 @@ describe('weft daemon on the embedded store', () => {
 
   describe('bad input exits non-zero naming the problem and leaves the node untouched', () => {
     // An --iface in a case replaces the lab's eth0 (the flag is a list).
-    const cases: Array<[string, (conf: (c: unknown) => string) => string[], RegExp]> = [
+    // `env` is the daemon's environment on top of ours; `setup` prepares the
+    // node (and returns what undoes it) before the daemon starts.
+    type Extra = { env?: NodeJS.ProcessEnv; setup?: (node: LabNode, nodeDir: string) => Promise<(() => void) | void> | void };
+    const NET = { Network: '10.244.0.0/16' };
+    const VX = { Network: '10.244.0.0/16', Backend: { Type: 'vxlan' } };
+    const cases: Array<[string, (conf: (c: unknown) => string, nodeDir: string) => string[], RegExp, Extra?]> = [
       ['unparsable net-conf', (c) => ['--net-config-path', c('{"Network": "10.244.0.0/16",')], /net-conf-\d+\.json: .*JSON/i],
       ['net-conf without Network', (c) => ['--net-config-path', c({ Backend: { Type: 'vxlan' } })], /please define a correct Network parameter in the flannel config/],
       ['SubnetLen 31', (c) => ['--net-config-path', c({ Network: '10.244.0.0/16', SubnetLen: 31 })], /SubnetLen must be less than \/31/],
@@ -98,29 +139,69 @@ describe('weft daemon on the embedded store', () => {
       ['ip-masq', (c) => ['--net-config-path', c({ Network: '10.244.0.0/16' }), '--ip-masq'], /--ip-masq is not supported yet/],
       ['unknown flag', () => ['--no-such-flag'], /flag provided but not defined: -no-such-flag/],
       ['bad renew margin', () => ['--subnet-lease-renew-margin', '0'], /subnet-lease-renew-margin.*1\.\.1439/],
+      // net-conf fields, with flannel's words where flannel has them
+      ['SubnetMin outside the Network', (c) => ['--net-config-path', c({ ...NET, SubnetMin: '10.245.1.0' })], /network config .*: SubnetMin is not in the range of the Network$/],
+      ['SubnetMax not on a SubnetLen boundary', (c) => ['--net-config-path', c({ ...NET, SubnetMax: '10.244.12.5' })], /SubnetMax is not on a SubnetLen boundary: 10\.244\.12\.5$/],
+      ['Network not a CIDR', (c) => ['--net-config-path', c({ Network: '10.244.0.0/33' })], /invalid CIDR address: 10\.244\.0\.0\/33$/],
+      ['IPv6 Network', (c) => ['--net-config-path', c({ Network: 'fd00:10:244::/56' })], /invalid IPv4 CIDR format$/],
+      ['EnableIPv6', (c) => ['--net-config-path', c({ ...NET, EnableIPv6: true, IPv6Network: 'fd00::/56' })], /IPv6 is not supported by weft yet/],
+      ['Backend not an object', (c) => ['--net-config-path', c({ ...NET, Backend: 'vxlan' })], /error decoding Backend property of config: json: cannot unmarshal string/],
+      ['VNI out of range', (c) => ['--net-config-path', c({ ...NET, Backend: { Type: 'vxlan', VNI: 16777216 } })], /VNI must be between 1 and 16777215, got 16777216$/],
+      ['DirectRouting true', (c) => ['--net-config-path', c({ ...NET, Backend: { Type: 'vxlan', DirectRouting: true } })], /DirectRouting is not supported by weft/],
+      ['unknown backend type', (c) => ['--net-config-path', c({ ...NET, Backend: { Type: 'bogus' } })], /unknown backend type: bogus$/],
+      ['SubnetLen too small for the Network', (c) => ['--net-config-path', c({ ...NET, SubnetLen: 17 })], /network must be able to accommodate at least four subnets$/],
+      ['Network too small', (c) => ['--net-config-path', c({ Network: '10.244.0.0/30' })], /network is too small\. Minimum useful network prefix is \/28$/],
+      ['SubnetLen a string', (c) => ['--net-config-path', c({ ...NET, SubnetLen: '24' })], /cannot unmarshal string into Go struct field Config\.SubnetLen of type uint$/],
+      ['vxlan Port out of range', (c) => ['--net-config-path', c({ ...NET, Backend: { Type: 'vxlan', Port: 70000 } })], /Port must be between 0 and 65535, got 70000$/],
+      // flags
+      ['bad --healthz-port', (c) => ['--net-config-path', c(VX), '--healthz-port', '99999'], /invalid value "99999" for flag -healthz-port: must be 0\.\.65535$/],
+      ['--iface-regex not a regex', (c) => ['--net-config-path', c(VX), '--iface-regex', '(['], /invalid --iface-regex "\(\[": /],
+      ['--public-ip not an IP', (c) => ['--net-config-path', c(VX), '--public-ip', 'not-an-ip'], /--public-ip: invalid IPv4 address "not-an-ip"$/],
+      ['--iface an address not on the node', (c) => ['--net-config-path', c(VX), '--iface', '10.9.9.9'], /Failed to find interface to use that matches the interfaces and\/or regexes provided$/],
+      ['--lease-ttl too short', (c) => ['--net-config-path', c(VX), '--lease-ttl', '5'], /invalid value "5" for flag -lease-ttl: must be 10\.\.604800$/],
+      ['flag without its value', () => ['--net-config-path'], /flag needs an argument: -net-config-path$/],
+      ['--etcd-endpoints empty', () => ['--etcd-endpoints', ','], /--etcd-endpoints/],
+      ['--etcd-endpoints not a URL', () => ['--etcd-endpoints', 'garbage'], /--etcd-endpoints.*garbage/],
+      // environment
+      ['FLANNELD_SUBNET_LEASE_RENEW_MARGIN=abc', (c) => ['--net-config-path', c(VX)], /invalid value "abc" for FLANNELD_SUBNET_LEASE_RENEW_MARGIN: not a whole number$/, { env: { FLANNELD_SUBNET_LEASE_RENEW_MARGIN: 'abc' } }],
+      ['FLANNELD_IP_MASQ=true', (c) => ['--net-config-path', c(VX)], /--ip-masq is not supported yet/, { env: { FLANNELD_IP_MASQ: 'true' } }],
+      ['FLANNELD_IP_MASQ=yes', (c) => ['--net-config-path', c(VX)], /invalid boolean value "yes" for FLANNELD_IP_MASQ$/, { env: { FLANNELD_IP_MASQ: 'yes' } }],
+      // files the daemon cannot use
+      ['net-conf path is a directory', (_c, nodeDir) => ['--net-config-path', nodeDir], /cannot read --net-config-path .*: EISDIR$/, { setup: (_n, nodeDir) => void fs.mkdirSync(nodeDir, { recursive: true }) }],
+      ['store path is a directory', (c, nodeDir) => ['--net-config-path', c(VX), '--store-path', path.join(nodeDir, 'db')], /cannot open the lease store .*db/, { setup: (_n, nodeDir) => void fs.mkdirSync(path.join(nodeDir, 'db'), { recursive: true }) }],
+      ['subnet file under a regular file', (c, nodeDir) => ['--net-config-path', c(VX), '--subnet-file', path.join(nodeDir, 'file', 'subnet.env')], /file\/subnet\.env/, { setup: (_n, nodeDir) => fs.writeFileSync(path.join(nodeDir, 'file'), '') }],
+      // the node's own resources taken
+      ['Backend.Port in use on the node', (c) => ['--net-config-path', c({ ...NET, Backend: { Type: 'vxlan', Port: 4789 } })], /UDP port 4789 on 192\.168\.77\.1 is already in use \(EADDRINUSE\)$/, { setup: (n) => holdPort(n.ns, 'udp', n.underlayIp, 4789) }],
+      ['healthz port in use', (c) => ['--net-config-path', c(VX), '--healthz-ip', '127.0.0.1', '--healthz-port', '10268'], /cannot serve healthz on 127\.0\.0\.1:10268: .*EADDRINUSE/, { setup: (n) => holdPort(n.ns, 'tcp', '127.0.0.1', 10268) }],
+      ['underlay MTU too small for the overlay', (c) => ['--net-config-path', c(VX)], /MTU of "eth0" \(600\) leaves 550 for the overlay; need >= 576$/, { setup: (n) => void n.ns.ip('link', 'set', 'eth0', 'mtu', '600') }],
     ];
     let k = 0;
-    for (const [what, args, message] of cases) {
+    for (const [what, args, message, extra] of cases) {
       it(what, async () => {
         const lab = Lab.create(`${PREFIX}b${k}`, 1);
         const nodeDir = path.join(dir, `bad${k}`);
+        const storePath = path.join(nodeDir, 'leases.db');
         let i = 0;
         const conf = (c: unknown) => netConf(`net-conf-${k}${i++}.json`, c);
         k++;
+        let undo: (() => void) | void = undefined;
         try {
-          const a = args(conf);
+          fs.mkdirSync(nodeDir, { recursive: true });
+          undo = await extra?.setup?.(lab.nodes[0], nodeDir);
+          const a = args(conf, nodeDir);
           const at = a.indexOf('--iface');
           const iface = at >= 0 ? a.splice(at, 2)[1] : undefined;
-          const d = DaemonProcess.spawn({ node: lab.nodes[0], dir: nodeDir, iface, args: ['--store-path', path.join(nodeDir, 'leases.db'), ...a] });
+          const d = DaemonProcess.spawn({ node: lab.nodes[0], dir: nodeDir, iface, env: extra?.env, args: ['--store-path', storePath, ...a] });
           const timer = setTimeout(() => d.child.kill('SIGKILL'), 15_000);
           const code = await d.exited;
           clearTimeout(timer);
           assert.equal(code, 1, d.logs());
+          await nothingLeft(lab, nodeDir, storePath);
           const lastLine = d.logs().trim().split('\n').pop()!;
-          assert.match(lastLine, /^weft: /);
+          assert.match(lastLine, /^weft: /, d.logs());
           assert.match(lastLine, message);
-          nothingLeft(lab, nodeDir);
         } finally {
+          undo?.();
           lab.destroy();
         }
       });
