@@ -14,12 +14,15 @@ declare -A want=(
   [ethtool]=ethtool
   [etcd]=etcd-server
   [etcdctl]=etcd-client
+  [clang++-14]=clang-14
 )
 
 missing=()
 for cmd in "${!want[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
 done
+# libFuzzer's runtime (scripts/fuzz.sh) is a library, not a command.
+compgen -G '/usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a' >/dev/null || missing+=(libclang-rt-14-dev)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 mapfile -t pkgs < <(printf '%s\n' "${missing[@]}" | sort -u)

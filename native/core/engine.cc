@@ -108,8 +108,9 @@ bool Engine::wait_readable(int fd) {
 namespace {
 
 // Room for the segments of one super-packet with their encapsulation:
-// 64 KiB of payload plus headers for a few hundred segments.
-constexpr size_t kSegmentBuffer = 96 * 1024;
+// 64 KiB of payload plus headers even at Linux's smallest MSS (48), where
+// a super-packet becomes ~1400 segments. Untouched pages cost no RSS.
+constexpr size_t kSegmentBuffer = 256 * 1024;
 
 // Control-message room for one UDP_SEGMENT (u16) or UDP_GRO (int) value.
 struct alignas(cmsghdr) Control {
@@ -156,7 +157,8 @@ void Engine::tx_loop() {
   std::unique_ptr<uint8_t[]> bufs(new uint8_t[stride * n]);
   std::unique_ptr<uint8_t[]> segs(new uint8_t[offload ? kSegmentBuffer : 1]);
   std::vector<size_t> lens(n);
-  // A super-packet may need two messages (64 segments or 64 KiB each).
+  // Room for a batch of plain packets, or for the messages of one
+  // super-packet (64 segments or 64 KiB each); add_msg flushes when full.
   const size_t max_msgs = n + 4;
   std::vector<iovec> iov(max_msgs);
   std::vector<sockaddr_in> dst(max_msgs);
@@ -168,7 +170,16 @@ void Engine::tx_loop() {
   const int tun = tun_.fd();
   unsigned out = 0;
 
+  auto flush = [&] {
+    sock_.send_batch(msgs.data(), out);
+    for (unsigned i = 0; i < out; i++) {
+      Counter c = msgs[i].msg_len ? Counter::tx_packets : Counter::tx_drop_send_error;
+      for (unsigned k = 0; k < msg_packets[i]; k++) counters_.add(c, k == 0 ? msg_bytes[i] : 0);
+    }
+    out = 0;
+  };
   auto add_msg = [&](uint8_t* data, size_t len, const Peer& peer, unsigned packets, size_t bytes, uint16_t seg) {
+    if (out == max_msgs) flush();  // a small-MSS super-packet can need many messages
     iov[out] = {data, len};
     dst[out] = peer.addr;
     msgs[out] = {};
@@ -180,14 +191,6 @@ void Engine::tx_loop() {
     msg_packets[out] = packets;
     msg_bytes[out] = bytes;
     out++;
-  };
-  auto flush = [&] {
-    sock_.send_batch(msgs.data(), out);
-    for (unsigned i = 0; i < out; i++) {
-      Counter c = msgs[i].msg_len ? Counter::tx_packets : Counter::tx_drop_send_error;
-      for (unsigned k = 0; k < msg_packets[i]; k++) counters_.add(c, k == 0 ? msg_bytes[i] : 0);
-    }
-    out = 0;
   };
 
   while (!stopping_.load(std::memory_order_relaxed)) {
@@ -241,6 +244,7 @@ void Engine::tx_loop() {
             continue;
           }
           Segments sg = gso_segment(vh, inner, len, segs.get(), kSegmentBuffer, lead);
+          if (sg.verdict == Counter::tx_packets && sg.stride > kMaxUdpPayload) sg.verdict = Counter::tx_drop_bad_gso;
           if (sg.verdict != Counter::tx_packets) {
             counters_.add(sg.verdict, len);
             continue;

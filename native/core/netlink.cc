@@ -76,7 +76,8 @@ bool parse_multipath(const uint8_t* p, size_t len, Route& r) {
     if (len < sizeof(rtnexthop)) return false;
     rtnexthop nh;
     std::memcpy(&nh, p, sizeof nh);
-    if (nh.rtnh_len < sizeof(rtnexthop) || nh.rtnh_len > len) return false;
+    // A negative ifindex is never the kernel's; RTA_OIF rejects it too.
+    if (nh.rtnh_len < sizeof(rtnexthop) || nh.rtnh_len > len || nh.rtnh_ifindex < 0) return false;
     size_t hdr = RTNH_ALIGN(sizeof(rtnexthop));
     if (hdr > nh.rtnh_len) return false;
     AttrIter it(p + hdr, nh.rtnh_len - hdr);

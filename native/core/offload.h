@@ -64,8 +64,10 @@ struct Segments {
 
 // Splits a super-packet (IPv4 + TCP for kGsoTcpV4, IPv4 + UDP for
 // kGsoUdpL4) of len bytes into packets of at most hdr + gso_size bytes with
-// correct IPv4 and TCP/UDP headers and full checksums. A packet without GSO
-// but with NEEDS_CSUM comes back as one packet with its checksum complete.
+// correct IPv4 and TCP/UDP headers and full checksums. Anything else
+// (no GSO type, a protocol that does not match it, bad lengths, no room in
+// out) is tx_drop_bad_gso; a plain packet with NEEDS_CSUM is for
+// complete_checksum.
 Segments gso_segment(const VnetHdr& h, const uint8_t* pkt, size_t len, uint8_t* out, size_t out_cap, size_t lead);
 
 // One thing to write to the TUN: a virtio-net header and the packet as

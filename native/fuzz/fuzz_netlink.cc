@@ -86,7 +86,9 @@ void check_parsed(const std::optional<nl::Addr>& a, size_t len) {
 }
 void check_parsed(const std::optional<nl::Route>& r, size_t) {
   if (!r) return;
-  FUZZ_CHECK(r->dst_len <= 32 && r->oif >= 0 && r->scope && r->protocol);
+  FUZZ_CHECK(r->dst_len <= 32);
+  FUZZ_CHECK(r->oif >= 0);  // 0 is "none"; an ifindex is never negative
+  FUZZ_CHECK(r->scope && r->protocol);
   for (nl::Op op : {nl::Op::add, nl::Op::replace, nl::Op::del}) FUZZ_CHECK(!nl::describe_route(op, *r).empty());
 }
 

@@ -279,6 +279,11 @@ void coalesce_seeds() {
   raw(b, seg(1000, 1, 16));
   for (int i = 0; i < 70; i++) next(b, 16);
   write("fuzz_coalesce", "segment-limit", b);
+
+  b.clear();  // a run that hits the 64 KB limit
+  raw(b, seg(1000, 1, 1400));
+  for (int i = 0; i < 50; i++) next(b, 1400);
+  write("fuzz_coalesce", "size-limit", b);
 }
 
 // --- encap -----------------------------------------------------------------

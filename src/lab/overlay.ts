@@ -21,12 +21,12 @@ export function engineArgs(backend: WireFormat, node: LabNode, vtepMac: string):
 }
 
 /** Starts weft on the given nodes (default all) and gives each the others as peers. */
-export async function startWeft(lab: Lab, backend: WireFormat, nodes = lab.nodes): Promise<WeftNode[]> {
+export async function startWeft(lab: Lab, backend: WireFormat, nodes = lab.nodes, extraArgs: string[] = []): Promise<WeftNode[]> {
   const started: WeftNode[] = [];
   try {
     for (const node of nodes) {
       const vtepMac = randomVtepMac();
-      started.push({ node, vtepMac, engine: await EngineProcess.start(node.ns, engineArgs(backend, node, vtepMac)) });
+      started.push({ node, vtepMac, engine: await EngineProcess.start(node.ns, [...engineArgs(backend, node, vtepMac), ...extraArgs]) });
     }
     for (const w of started) {
       await w.engine.setPeers(started.filter((o) => o !== w).map((o) => peerOf(o.node, o.vtepMac)));

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 
 import { deleteNamespaces, runPrefix } from '../../src/lab/netns';
+import { iperf3 } from '../../src/lab/iperf';
 import { ping, startWeft, tcpTransfer } from '../../src/lab/overlay';
 import { Lab } from '../../src/lab/topology';
 import type { NativeStats } from '../../src/native';
@@ -67,6 +68,28 @@ for (const backend of ['vxlan', 'udp'] as const) {
     });
   });
 }
+
+describe('super-packets with a tiny MSS', () => {
+  it('are cut into hundreds of datagrams across several sends and arrive intact', async () => {
+    const lab = Lab.create(`${PREFIX}m`, 2, 1450);
+    try {
+      // batch 2: a super-packet needs more messages than a batch holds.
+      const [a, b] = await startWeft(lab, 'vxlan', lab.nodes, ['--batch', '2']);
+      try {
+        const r = await iperf3(a.node.pod, b.node.pod, b.node.podIp, 2, ['-M', '88']);
+        assert.ok(r.bitsPerSecond > 0);
+        const s = await a.engine.stats();
+        assert.equal(s.counters.tx_drop_bad_gso.packets, 0, 'no super-packet was too fragmented to send');
+        assert.equal(s.counters.tx_drop_send_error.packets, 0);
+        assert.ok(s.counters.tx_packets.packets > 1000);
+      } finally {
+        await Promise.all([a.engine.stop(), b.engine.stop()]);
+      }
+    } finally {
+      lab.destroy();
+    }
+  });
+});
 
 describe('engine start-up errors', () => {
   it('names a missing interface, a taken port and a taken TUN, and leaves nothing behind', async () => {
