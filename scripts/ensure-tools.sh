@@ -2,6 +2,8 @@
 # Installs, from Debian's packages, the system tools that weft's tests and
 # demo drive, when they are missing. Safe to run again: it installs nothing
 # that is already there. Needs root (the netns tests need it anyway).
+#   ensure-tools.sh        everything the tests, fuzzers and benchmarks use
+#   ensure-tools.sh demo   only what `npm run demo` uses
 set -euo pipefail
 
 # command -> Debian package
@@ -17,12 +19,18 @@ declare -A want=(
   [clang++-14]=clang-14
 )
 
+if [ "${1:-}" = demo ]; then
+  want=([ip]=iproute2 [ping]=iputils-ping [iperf3]=iperf3)
+fi
+
 missing=()
 for cmd in "${!want[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
 done
 # libFuzzer's runtime (scripts/fuzz.sh) is a library, not a command.
-compgen -G '/usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a' >/dev/null || missing+=(libclang-rt-14-dev)
+if [ "${1:-}" != demo ]; then
+  compgen -G '/usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a' >/dev/null || missing+=(libclang-rt-14-dev)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 mapfile -t pkgs < <(printf '%s\n' "${missing[@]}" | sort -u)
