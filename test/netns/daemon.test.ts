@@ -208,6 +208,24 @@ describe('weft daemon on the embedded store', () => {
     }
   });
 
+  it('waits for an unreachable etcd with warnings naming it, touching nothing, and stops cleanly', async () => {
+    const lab = Lab.create(`${PREFIX}x`, 1);
+    const nodeDir = path.join(dir, 'unreachable');
+    try {
+      // Nothing listens on port 1 of the node's own loopback.
+      const d = DaemonProcess.spawn({ node: lab.nodes[0], dir: nodeDir, args: ['--etcd-endpoints', 'http://127.0.0.1:1'] });
+      const deadline = Date.now() + 15_000;
+      while (!/127\.0\.0\.1:1.*retrying|retrying.*127\.0\.0\.1:1/.test(d.logs()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      assert.match(d.logs(), /cannot read the network config, retrying in \d+ ms: .*127\.0\.0\.1:1/);
+      assert.equal(d.child.exitCode, null, 'still waiting, not exited');
+      await nothingLeft(lab, nodeDir, path.join(nodeDir, 'none.db'));
+      assert.equal(await d.stop(), 0, 'SIGTERM while waiting exits 0');
+      await nothingLeft(lab, nodeDir, path.join(nodeDir, 'none.db'));
+    } finally {
+      lab.destroy();
+    }
+  });
+
   it('ignores a subnet.env that names a subnet outside the Network, with a warning naming it', async () => {
     const lab = Lab.create(`${PREFIX}o`, 1);
     const nodeDir = path.join(dir, 'outside');
