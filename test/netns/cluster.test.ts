@@ -14,19 +14,10 @@ import { etcdctlDel } from '../../src/lab/etcd';
 import { deleteNamespaces, runPrefix } from '../../src/lab/netns';
 import { ping } from '../../src/lab/overlay';
 import { subnetKey } from '../../src/subnet/key';
+import { until } from '../lib/wait';
 
 const PREFIX = runPrefix('wcl');
 after(() => deleteNamespaces(PREFIX));
-
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<{ value: T; elapsed: number }> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return { value: v, elapsed: Date.now() - t0 };
-    if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 for (const backend of ['vxlan', 'udp'] as const) {
   describe(`three daemons on etcd, ${backend}`, () => {

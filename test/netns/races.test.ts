@@ -28,6 +28,7 @@ import { deleteNamespaces, runPrefix } from '../../src/lab/netns';
 import { Lab, type LabNode } from '../../src/lab/topology';
 import { silentLogger } from '../../src/log';
 import { SqliteStore } from '../../src/store/sqlite';
+import { until } from '../lib/wait';
 
 const PREFIX = runPrefix('wra');
 let dir: string;
@@ -40,14 +41,6 @@ after(() => {
 const RACERS = 12;
 const CONFIG = { Network: '10.244.0.0/16', SubnetMin: '10.244.1.0', SubnetMax: `10.244.${RACERS}.0`, Backend: { Type: 'vxlan' } };
 const READY_MS = 90_000; // twelve node processes booting at once on two cores
-
-async function until(what: string, ms: number, probe: () => Promise<boolean>): Promise<void> {
-  const t0 = Date.now();
-  while (!(await probe().catch(() => false))) {
-    if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 /** Starts the racers together, checks the outcome, then the thirteenth. */
 async function race(

@@ -27,6 +27,7 @@ import { etcdctl, etcdctlGet, etcdctlLeaseGrant, etcdctlPut } from '../../src/la
 import { ETCD_PREFIX, EtcdLab } from '../../src/lab/etcd-cluster';
 import { deleteNamespaces, runPrefix } from '../../src/lab/netns';
 import { ping } from '../../src/lab/overlay';
+import { until } from '../lib/wait';
 
 const PREFIX = runPrefix('wsf');
 after(() => deleteNamespaces(PREFIX));
@@ -47,16 +48,6 @@ function etcdPort(el: EtcdLab): string {
 
 const key = (subnet: string) => `${ETCD_PREFIX}/subnets/${subnet.replace('/', '-')}`;
 const flannelValue = (ip: string, mac: string) => `{"PublicIP":"${ip}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${mac}"}}`;
-
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined | false>): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** user + system CPU seconds of a process, from /proc/<pid>/stat (clock ticks of 10 ms). */
 function cpuSeconds(pid: number): number {
