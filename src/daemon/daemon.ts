@@ -25,7 +25,7 @@ import { acquireLease, renewDelayMs } from '../subnet/acquire';
 import { readSubnetEnv, writeSubnetEnv } from '../subnet/env';
 import { subnetKey } from '../subnet/key';
 import { sleep } from '../sleep';
-import { randomVtepMac } from '../vtep';
+import { isMac, randomVtepMac } from '../vtep';
 import type { DaemonFlags } from './flags';
 import { selectExternalInterface, type ExternalInterface } from './iface';
 import { peerFromLease, sameSubnet } from './peers';
@@ -272,7 +272,7 @@ export class Daemon {
     const { leases } = await store.listLeases();
     const own = leases.find((l) => l.attrs.PublicIP === publicIp && l.attrs.BackendType === 'vxlan');
     const mac = (own?.attrs.BackendData as { VtepMAC?: string } | undefined)?.VtepMAC;
-    if (own && typeof mac === 'string' && /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(mac)) {
+    if (own && isMac(mac)) {
       this.log.info({ vtepMac: mac }, `reusing VtepMAC ${mac} from lease ${formatCidr4(own.subnet)}`);
       return mac.toLowerCase();
     }

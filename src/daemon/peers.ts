@@ -5,8 +5,7 @@ import { formatCidr4, type Cidr4 } from '../cidr';
 import type { Peer } from '../engine';
 import type { WireFormat } from '../native';
 import type { Lease } from '../store/types';
-
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+import { isMac } from '../vtep';
 
 export type PeerVerdict = { peer: Peer } | { ignored: string };
 
@@ -20,9 +19,8 @@ export function peerFromLease(lease: Lease, backend: WireFormat): PeerVerdict {
   }
   if (type !== 'vxlan') return { ignored: `backend type "${type || 'udp'}" is not vxlan` };
   const data = lease.attrs.BackendData as { VtepMAC?: unknown } | undefined;
-  const mac = typeof data?.VtepMAC === 'string' ? data.VtepMAC.toLowerCase() : '';
-  if (!MAC.test(mac)) return { ignored: 'BackendData has no valid VtepMAC' };
-  return { peer: { subnet, publicIp: lease.attrs.PublicIP, vtepMac: mac } };
+  if (!isMac(data?.VtepMAC)) return { ignored: 'BackendData has no valid VtepMAC' };
+  return { peer: { subnet, publicIp: lease.attrs.PublicIP, vtepMac: data.VtepMAC.toLowerCase() } };
 }
 
 export function sameSubnet(a: Cidr4, b: Cidr4): boolean {
