@@ -13,10 +13,10 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { CLI, EngineProcess } from '../src/lab/engine-process';
-import { addKernelVxlanPeer, setupKernelVxlan } from '../src/lab/kernel-vxlan';
-import { engineArgs, peerOf } from '../src/lab/overlay';
-import type { Lab, LabNode } from '../src/lab/topology';
+import { CLI, EngineProcess } from '../lab/engine-process';
+import { addKernelVxlanPeer, setupKernelVxlan } from '../lab/kernel-vxlan';
+import { engineArgs, peerOf } from '../lab/overlay';
+import type { Lab, LabNode } from '../lab/topology';
 import type { WireFormat } from '../src/native';
 import { sleep, track } from './procs';
 

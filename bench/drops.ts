@@ -5,8 +5,8 @@
 //
 //   pod1 -> [node1: overlay dev tx dropped] -> eth0 ... -> [node2: underlay UDP RcvbufErrors]
 //        -> [node2: overlay dev rx/tx dropped] -> [pod2: iperf3's UDP RcvbufErrors]
-import type { Netns } from '../src/lab/netns';
-import type { Lab } from '../src/lab/topology';
+import type { Netns } from '../lab/netns';
+import type { Lab } from '../lab/topology';
 
 export type DropCounters = Record<string, number>;
 

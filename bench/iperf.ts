@@ -4,7 +4,7 @@
 // runs ~150 tests and needs the UDP fields, so it has its own.
 import type { ChildProcess } from 'node:child_process';
 
-import type { Netns } from '../src/lab/netns';
+import type { Netns } from '../lab/netns';
 import { execIn, sleep, track } from './procs';
 
 const PORT = '5201';

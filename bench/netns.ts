@@ -16,8 +16,8 @@
 // and the others still run.
 import * as os from 'node:os';
 
-import { runPrefix } from '../src/lab/netns';
-import { Lab } from '../src/lab/topology';
+import { runPrefix } from '../lab/netns';
+import { Lab } from '../lab/topology';
 import type { NativeStats } from '../src/native';
 import { type ColumnKey, COLUMNS, type ColumnValues } from './columns';
 import { type DropCounters, dropDelta, dropSnapshot } from './drops';

@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 
-import type { Netns } from '../src/lab/netns';
+import type { Netns } from '../lab/netns';
 import { execIn } from './procs';
 
 export interface PingStats {

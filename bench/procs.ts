@@ -4,7 +4,7 @@
 // stays live during a 2-second iperf3.
 import { type ChildProcess, spawn } from 'node:child_process';
 
-import type { Netns } from '../src/lab/netns';
+import type { Netns } from '../lab/netns';
 
 const live = new Set<ChildProcess>();
 

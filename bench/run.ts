@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { deleteNamespaces } from '../src/lab/netns';
+import { deleteNamespaces } from '../lab/netns';
 import { formatMicroTable, markdownMicro, type MicroResult, runMicro } from './micro';
 import { DEFAULT_NETNS_OPTIONS, NETNS_PREFIX, type NetnsResult, runNetns } from './netns';
 import { killTracked } from './procs';

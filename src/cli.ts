@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // weft's command line. `weft engine` runs one node's data plane with the
 // peer table fed as JSON lines on stdin (the daemon with leases replaces it
-// as the normal way to run weft); `weft demo` is the README's main job.
+// as the normal way to run weft).
 import { parseArgs } from 'node:util';
 import * as readline from 'node:readline';
 
@@ -23,8 +23,7 @@ const USAGE = `usage:
         {"op":"updatePeers","upserts":[...],"removed":["10.244.3.0/24"]}
         {"op":"stats"} {"op":"peers"} {"op":"stop"}
       and answers each with one JSON line on stdout.
-  weft demo [--keep]
-      Lab nodes in network namespaces running weft: see README.`;
+`;
 
 function fail(message: string): never {
   process.stderr.write(`weft: ${message}\n`);
@@ -141,8 +140,6 @@ async function main(): Promise<void> {
       if (rest[0] !== 'check' || rest.length !== 2) fail('usage: weft config check FILE');
       process.exitCode = (await import('./config/netconf')).runConfigCheck(rest[1]);
       return;
-    case 'demo':
-      return (await import('./lab/demo')).runDemo(rest);
     case '-h':
     case '--help':
     case 'help': {

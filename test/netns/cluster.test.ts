@@ -8,13 +8,13 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 
 import { formatCidr4, parseCidr4 } from '../../src/cidr';
-import type { DaemonProcess } from '../../src/lab/daemon-process';
-import { ETCD_PREFIX, EtcdLab } from '../../src/lab/etcd-cluster';
-import { etcdctlDel } from '../../src/lab/etcd';
-import { deleteNamespaces, runPrefix } from '../../src/lab/netns';
-import { ping } from '../../src/lab/overlay';
+import type { DaemonProcess } from '../../lab/daemon-process';
+import { ETCD_PREFIX, EtcdLab } from '../../lab/etcd-cluster';
+import { etcdctlDel } from '../../lab/etcd';
+import { deleteNamespaces, runPrefix } from '../../lab/netns';
+import { ping } from '../../lab/overlay';
 import { subnetKey } from '../../src/subnet/key';
-import { until } from '../lib/wait';
+import { until } from '../../lab/wait';
 
 const PREFIX = runPrefix('wcl');
 after(() => deleteNamespaces(PREFIX));

@@ -9,11 +9,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { DaemonProcess } from '../../src/lab/daemon-process';
-import { CLI } from '../../src/lab/engine-process';
-import { deleteNamespaces, type Netns, run, runPrefix } from '../../src/lab/netns';
-import { ping } from '../../src/lab/overlay';
-import { Lab, type LabNode } from '../../src/lab/topology';
+import { DaemonProcess } from '../../lab/daemon-process';
+import { CLI } from '../../lab/engine-process';
+import { deleteNamespaces, type Netns, run, runPrefix } from '../../lab/netns';
+import { ping } from '../../lab/overlay';
+import { Lab, type LabNode } from '../../lab/topology';
 import { silentLogger } from '../../src/log';
 import { SqliteStore } from '../../src/store/sqlite';
 

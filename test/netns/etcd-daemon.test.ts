@@ -9,13 +9,13 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 
 import { formatCidr4, parseCidr4 } from '../../src/cidr';
-import type { DaemonProcess } from '../../src/lab/daemon-process';
-import { etcdctlDel, etcdctlGet, etcdctlLeaseGrant, etcdctlPut } from '../../src/lab/etcd';
-import { ETCD_PREFIX, EtcdLab } from '../../src/lab/etcd-cluster';
-import { addKernelVxlanPeer, setupKernelVxlan } from '../../src/lab/kernel-vxlan';
-import { deleteNamespaces, runPrefix } from '../../src/lab/netns';
-import { ping, tcpTransfer } from '../../src/lab/overlay';
-import { until } from '../lib/wait';
+import type { DaemonProcess } from '../../lab/daemon-process';
+import { etcdctlDel, etcdctlGet, etcdctlLeaseGrant, etcdctlPut } from '../../lab/etcd';
+import { ETCD_PREFIX, EtcdLab } from '../../lab/etcd-cluster';
+import { addKernelVxlanPeer, setupKernelVxlan } from '../../lab/kernel-vxlan';
+import { deleteNamespaces, runPrefix } from '../../lab/netns';
+import { ping, tcpTransfer } from '../../lab/overlay';
+import { until } from '../../lab/wait';
 
 const PREFIX = runPrefix('wed');
 after(() => deleteNamespaces(PREFIX));

@@ -13,16 +13,16 @@ import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 
 import { formatCidr4, parseCidr4 } from '../../src/cidr';
-import { DaemonProcess } from '../../src/lab/daemon-process';
-import { deleteNamespaces, runPrefix } from '../../src/lab/netns';
-import { Lab } from '../../src/lab/topology';
+import { DaemonProcess } from '../../lab/daemon-process';
+import { deleteNamespaces, runPrefix } from '../../lab/netns';
+import { Lab } from '../../lab/topology';
 import type { CounterName } from '../../src/native';
 import { encodeLeaseAttrs } from '../../src/store/lease-json';
 import { SqliteStore } from '../../src/store/sqlite';
 import { silentLogger } from '../../src/log';
 
 const PREFIX = runPrefix('wfl');
-const FLOOD = path.resolve(__dirname, '..', 'lib', 'udp-flood.js');
+const FLOOD = path.resolve(__dirname, '..', '..', 'lab', 'udp-flood.js');
 const ATTACKER = '192.168.77.66';
 const STRANGER = '192.168.77.67';
 // The bound this test states: the daemon's RSS may grow by at most this much under the flood.

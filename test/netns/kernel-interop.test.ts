@@ -10,11 +10,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 
-import { EngineProcess } from '../../src/lab/engine-process';
-import { addKernelVxlanPeer, setupKernelVxlan } from '../../src/lab/kernel-vxlan';
-import { deleteNamespaces, run, runPrefix } from '../../src/lab/netns';
-import { engineArgs, peerOf, ping, tcpTransfer } from '../../src/lab/overlay';
-import { Lab } from '../../src/lab/topology';
+import { EngineProcess } from '../../lab/engine-process';
+import { addKernelVxlanPeer, setupKernelVxlan } from '../../lab/kernel-vxlan';
+import { deleteNamespaces, run, runPrefix } from '../../lab/netns';
+import { engineArgs, peerOf, ping, tcpTransfer } from '../../lab/overlay';
+import { Lab } from '../../lab/topology';
 
 const PREFIX = runPrefix('wki');
 after(() => deleteNamespaces(PREFIX));

@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 
-import { deleteNamespaces, runPrefix } from '../../src/lab/netns';
-import { iperf3 } from '../../src/lab/iperf';
-import { ping, startWeft, tcpTransfer } from '../../src/lab/overlay';
-import { Lab } from '../../src/lab/topology';
+import { deleteNamespaces, runPrefix } from '../../lab/netns';
+import { iperf3 } from '../../lab/iperf';
+import { ping, startWeft, tcpTransfer } from '../../lab/overlay';
+import { Lab } from '../../lab/topology';
 import type { NativeStats } from '../../src/native';
 
 const PREFIX = runPrefix('wov');
@@ -96,7 +96,7 @@ describe('engine start-up errors', () => {
     const lab = Lab.create(`${PREFIX}e`, 1);
     try {
       const node = lab.nodes[0];
-      const { EngineProcess } = await import('../../src/lab/engine-process');
+      const { EngineProcess } = await import('../../lab/engine-process');
       const base = ['--backend', 'vxlan', '--network', '10.244.0.0/16', '--subnet', '10.244.1.0/24'];
 
       await assert.rejects(EngineProcess.start(node.ns, [...base, '--iface', 'nosuch0']), (e: Error & { exitCode?: number }) => {

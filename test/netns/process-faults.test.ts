@@ -24,12 +24,12 @@ import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 
 import { formatCidr4 } from '../../src/cidr';
-import type { DaemonProcess } from '../../src/lab/daemon-process';
-import { etcdctl, etcdctlGet } from '../../src/lab/etcd';
-import { ETCD_PREFIX, EtcdLab } from '../../src/lab/etcd-cluster';
-import { deleteNamespaces, runPrefix } from '../../src/lab/netns';
-import { ping } from '../../src/lab/overlay';
-import type { LabNode } from '../../src/lab/topology';
+import type { DaemonProcess } from '../../lab/daemon-process';
+import { etcdctl, etcdctlGet } from '../../lab/etcd';
+import { ETCD_PREFIX, EtcdLab } from '../../lab/etcd-cluster';
+import { deleteNamespaces, runPrefix } from '../../lab/netns';
+import { ping } from '../../lab/overlay';
+import type { LabNode } from '../../lab/topology';
 
 const PREFIX = runPrefix('wpf');
 after(() => deleteNamespaces(PREFIX));

@@ -21,14 +21,14 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { parseCidr4 } from '../../src/cidr';
-import { DaemonProcess } from '../../src/lab/daemon-process';
-import { etcdctl } from '../../src/lab/etcd';
-import { ETCD_PREFIX, EtcdLab } from '../../src/lab/etcd-cluster';
-import { deleteNamespaces, runPrefix } from '../../src/lab/netns';
-import { Lab, type LabNode } from '../../src/lab/topology';
+import { DaemonProcess } from '../../lab/daemon-process';
+import { etcdctl } from '../../lab/etcd';
+import { ETCD_PREFIX, EtcdLab } from '../../lab/etcd-cluster';
+import { deleteNamespaces, runPrefix } from '../../lab/netns';
+import { Lab, type LabNode } from '../../lab/topology';
 import { silentLogger } from '../../src/log';
 import { SqliteStore } from '../../src/store/sqlite';
-import { until } from '../lib/wait';
+import { until } from '../../lab/wait';
 
 const PREFIX = runPrefix('wra');
 let dir: string;

@@ -22,12 +22,12 @@ import * as fs from 'node:fs';
 import { after, describe, it } from 'node:test';
 
 import { formatCidr4, parseCidr4 } from '../../src/cidr';
-import type { DaemonProcess } from '../../src/lab/daemon-process';
-import { etcdctl, etcdctlGet, etcdctlLeaseGrant, etcdctlPut } from '../../src/lab/etcd';
-import { ETCD_PREFIX, EtcdLab } from '../../src/lab/etcd-cluster';
-import { deleteNamespaces, runPrefix } from '../../src/lab/netns';
-import { ping } from '../../src/lab/overlay';
-import { until } from '../lib/wait';
+import type { DaemonProcess } from '../../lab/daemon-process';
+import { etcdctl, etcdctlGet, etcdctlLeaseGrant, etcdctlPut } from '../../lab/etcd';
+import { ETCD_PREFIX, EtcdLab } from '../../lab/etcd-cluster';
+import { deleteNamespaces, runPrefix } from '../../lab/netns';
+import { ping } from '../../lab/overlay';
+import { until } from '../../lab/wait';
 
 const PREFIX = runPrefix('wsf');
 after(() => deleteNamespaces(PREFIX));

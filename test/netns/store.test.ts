@@ -33,8 +33,8 @@ import {
   etcdctlPut,
   freePort,
   startEtcd,
-} from '../../src/lab/etcd';
-import { deleteNamespaces, Netns, run, runPrefix } from '../../src/lab/netns';
+} from '../../lab/etcd';
+import { deleteNamespaces, Netns, run, runPrefix } from '../../lab/netns';
 import { CONFIG_NOT_FOUND, EtcdStore } from '../../src/store/etcd';
 import { SqliteStore } from '../../src/store/sqlite';
 import {

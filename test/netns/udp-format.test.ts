@@ -8,16 +8,16 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { after, describe, it } from 'node:test';
 
-import { EngineProcess } from '../../src/lab/engine-process';
-import { deleteNamespaces, runPrefix } from '../../src/lab/netns';
-import { engineArgs, peerOf, ping } from '../../src/lab/overlay';
-import { Lab } from '../../src/lab/topology';
-import { checksum, icmpEcho, ipv4 } from '../lib/packets';
+import { EngineProcess } from '../../lab/engine-process';
+import { deleteNamespaces, runPrefix } from '../../lab/netns';
+import { engineArgs, peerOf, ping } from '../../lab/overlay';
+import { Lab } from '../../lab/topology';
+import { checksum, icmpEcho, ipv4 } from '../../lab/packets';
 
 const PREFIX = runPrefix('wud');
 after(() => deleteNamespaces(PREFIX));
 
-const PEER_SCRIPT = path.resolve(__dirname, '..', 'lib', 'udp-peer.js');
+const PEER_SCRIPT = path.resolve(__dirname, '..', '..', 'lab', 'udp-peer.js');
 
 interface Datagram {
   from: string;

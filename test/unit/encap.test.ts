@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 
 import { addon } from '../../src/native';
-import { checksum, icmpEcho, ipv4, macBytes, vxlanFrame } from '../lib/packets';
+import { checksum, icmpEcho, ipv4, macBytes, vxlanFrame } from '../../lab/packets';
 
 const { encap, decap } = addon.encap;
 const OURS = '02:aa:bb:cc:dd:01';

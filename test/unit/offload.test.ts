@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 
 import { addon } from '../../src/native';
-import { checksum, icmpEcho, ipv4, l4ChecksumResidue, TCP, tcp4, udp4 } from '../lib/packets';
+import { checksum, icmpEcho, ipv4, l4ChecksumResidue, TCP, tcp4, udp4 } from '../../lab/packets';
 
 const { segment, coalesce, completeChecksum, GSO_TCPV4, GSO_UDP_L4 } = addon.offload;
 const TS_OPTS = Uint8Array.from([1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]); // NOP NOP timestamps

@@ -14,7 +14,7 @@ import type { LeaseAttrs } from '../../src/store/types';
 import { acquireLease, freeSubnets, isCompatible, renewDelayMs } from '../../src/subnet/acquire';
 import { formatSubnetEnv, readSubnetEnv, writeSubnetEnv } from '../../src/subnet/env';
 import { parseSubnetKey, subnetKey } from '../../src/subnet/key';
-import { MemoryLeaseStore } from '../lib/memory-store';
+import { MemoryLeaseStore } from '../../lab/memory-store';
 
 const C = parseCidr4;
 const fmt = (c: Cidr4 | null | undefined) => (c ? formatCidr4(c) : c);

@@ -4,10 +4,10 @@ import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import type { DaemonStatus } from '../daemon/daemon';
-import { readStatus } from '../daemon/run';
-import type { SubnetEnv } from '../subnet/env';
-import { readSubnetEnv } from '../subnet/env';
+import type { DaemonStatus } from '../src/daemon/daemon';
+import { readStatus } from '../src/daemon/run';
+import type { SubnetEnv } from '../src/subnet/env';
+import { readSubnetEnv } from '../src/subnet/env';
 import { CLI } from './engine-process';
 import type { LabNode } from './topology';
 

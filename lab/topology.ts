@@ -10,7 +10,7 @@
 //     +--+------------------------+--+
 //     |        <p>-u: bridge br0      |---- hosts (addHost: etcd, probers)
 //     +-------------------------------+
-import { type Cidr4, formatIp4, parseCidr4 } from '../cidr';
+import { type Cidr4, formatIp4, parseCidr4 } from '../src/cidr';
 import { Netns, run } from './netns';
 
 export interface LabNode {

@@ -1,8 +1,8 @@
 // A lab node whose overlay is the Linux kernel's vxlan device, set up the
 // way flannel's vxlan backend sets up flannel.1 (pkg/backend/vxlan): the
 // reference weft must interoperate with and is measured against.
-import { formatIp4, parseCidr4 } from '../cidr';
-import type { Peer } from '../engine';
+import { formatIp4, parseCidr4 } from '../src/cidr';
+import type { Peer } from '../src/engine';
 import type { LabNode } from './topology';
 
 export function setupKernelVxlan(node: LabNode, vtepMac: string, vni = 1, underlayMtu = 1500): void {

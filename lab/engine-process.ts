@@ -4,11 +4,11 @@ import type { ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 
-import type { Peer } from '../engine';
-import type { NativeStats } from '../native';
+import type { Peer } from '../src/engine';
+import type { NativeStats } from '../src/native';
 import type { Netns } from './netns';
 
-export const CLI = path.resolve(__dirname, '..', 'cli.js');
+export const CLI = path.resolve(__dirname, '..', 'src', 'cli.js');
 
 export interface EngineReady {
   tun: string;

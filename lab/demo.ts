@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { formatCidr4 } from '../cidr';
+import { formatCidr4 } from '../src/cidr';
 import { DaemonProcess } from './daemon-process';
 import { runPrefix } from './netns';
 import { ping } from './overlay';
@@ -101,4 +101,11 @@ function printTable(head: string[], rows: string[][]): void {
   const line = (r: string[]) => `    ${r.map((c, i) => c.padEnd(widths[i])).join('  ')}`;
   console.log(line(head));
   for (const r of rows) console.log(line(r));
+}
+
+if (require.main === module) {
+  runDemo(process.argv.slice(2)).catch((err: Error) => {
+    console.error(`demo failed: ${err.stack ?? err.message}`);
+    process.exitCode = 1;
+  });
 }

@@ -2,9 +2,9 @@
 // every node with each other as peers, and the traffic checks run over them.
 import * as path from 'node:path';
 
-import type { Peer } from '../engine';
-import type { WireFormat } from '../native';
-import { randomVtepMac } from '../vtep';
+import type { Peer } from '../src/engine';
+import type { WireFormat } from '../src/native';
+import { randomVtepMac } from '../src/vtep';
 import { EngineProcess } from './engine-process';
 import type { Netns } from './netns';
 import { LAB_NETWORK, type Lab, type LabNode } from './topology';

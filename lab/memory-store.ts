@@ -1,7 +1,7 @@
 // TEST FAKE. An in-memory LeaseStore for unit tests of pure logic
 // (acquisition, renewal timing). It proves nothing about the real stores:
 // etcd and SQLite semantics are tested against the real things.
-import { type Cidr4, formatCidr4 } from '../../src/cidr';
+import { type Cidr4, formatCidr4 } from '../src/cidr';
 import {
   ConfigNotFoundError,
   type Lease,
@@ -10,8 +10,8 @@ import {
   type LeaseStore,
   SubnetTakenError,
   type WatchBatch,
-} from '../../src/store/types';
-import { subnetKey } from '../../src/subnet/key';
+} from '../src/store/types';
+import { subnetKey } from '../src/subnet/key';
 
 interface Entry {
   subnet: Cidr4;
