@@ -4,8 +4,7 @@ import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import type { DaemonStatus } from '../src/daemon/daemon';
-import { readStatus } from '../src/daemon/run';
+import { type DaemonStatus, readStatus } from '../src/daemon/status';
 import type { SubnetEnv } from '../src/subnet/env';
 import { readSubnetEnv } from '../src/subnet/env';
 import { CLI } from './engine-process';
@@ -98,9 +97,9 @@ export class DaemonProcess {
   }
 
   subnetEnv(): Partial<SubnetEnv> {
-    const env = readSubnetEnv(this.subnetFile);
-    if (!env) throw new Error(`${this.subnetFile} is missing`);
-    return env;
+    const read = readSubnetEnv(this.subnetFile);
+    if (!read) throw new Error(`${this.subnetFile} is missing`);
+    return read.env;
   }
 
   /** SIGTERM and wait (SIGKILL after timeoutMs); the exit code. */

@@ -65,8 +65,8 @@ export async function runDemo(argv: string[]): Promise<void> {
     console.log(`\n== weft status on node1 (weft status --subnet-file ${daemons[0].subnetFile})`);
     console.log(`    lease ${s.subnet} VtepMAC ${s.vtepMac}, ${s.tun} MTU ${s.mtu}, peers:`);
     for (const p of s.peers) console.log(`      ${p.subnet} via ${p.publicIp} (${p.vtepMac})`);
-    const drops = Object.entries(s.counters).filter(([k, v]) => k.includes('_drop_') && v.packets > 0);
-    console.log(`    tx ${s.counters.tx_packets.packets} packets, rx ${s.counters.rx_packets.packets} packets, drops: ${drops.length ? JSON.stringify(Object.fromEntries(drops)) : 'none'}`);
+    const drops = Object.entries(s.counters ?? {}).filter(([k, v]) => k.includes('_drop_') && v.packets > 0);
+    console.log(`    tx ${s.counters?.tx_packets.packets} packets, rx ${s.counters?.rx_packets.packets} packets, drops: ${drops.length ? JSON.stringify(Object.fromEntries(drops)) : 'none'}`);
 
     console.log('\n== summary');
     printTable(

@@ -4,21 +4,13 @@ import type { ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 
-import type { Peer } from '../src/engine';
+import type { EngineCommand, EngineReady, EngineReply, EngineStopped, WirePeer } from '../src/engine-command';
 import type { NativeStats } from '../src/native';
 import type { Netns } from './netns';
 
 export const CLI = path.resolve(__dirname, '..', 'src', 'cli.js');
 
-export interface EngineReady {
-  tun: string;
-  mtu: number;
-  bindIp: string;
-  port: number;
-  vtepMac: string | null;
-}
-
-type Reply = { ok: boolean; error?: string; [k: string]: unknown };
+type Reply = EngineReply;
 
 export class EngineProcess {
   private pending: Array<(r: Reply) => void> = [];
@@ -32,9 +24,9 @@ export class EngineProcess {
     readonly stderr: () => string,
   ) {
     lines.on('line', (line) => {
-      const msg = JSON.parse(line) as Reply & { event?: string; stats?: NativeStats };
-      if (msg.event === 'stopped') this.stopped = { stats: msg.stats! };
-      else if (!msg.event) this.pending.shift()?.(msg);
+      const msg = JSON.parse(line) as Reply | EngineStopped;
+      if ('event' in msg) this.stopped = { stats: msg.stats };
+      else this.pending.shift()?.(msg);
     });
     this.exited = new Promise((resolve) =>
       child.once('exit', (code) => resolve({ code, stopped: this.stopped })),
@@ -60,25 +52,33 @@ export class EngineProcess {
       lines.once('line', (line) => {
         clearTimeout(timer);
         child.off('exit', onExit);
-        const ready = JSON.parse(line) as EngineReady & { event: string };
+        const ready = JSON.parse(line) as EngineReady;
         resolve(new EngineProcess(child, ready, lines, () => err));
       });
     });
   }
 
-  request(cmd: object): Promise<Reply> {
+  request(cmd: EngineCommand): Promise<Extract<Reply, { ok: true }>> {
     return new Promise((resolve, reject) => {
       this.pending.push((r) => (r.ok ? resolve(r) : reject(new Error(r.error))));
       this.child.stdin!.write(`${JSON.stringify(cmd)}\n`);
     });
   }
 
-  async setPeers(peers: Peer[]): Promise<void> {
+  async setPeers(peers: WirePeer[]): Promise<void> {
     await this.request({ op: 'setPeers', peers });
   }
 
+  async updatePeers(upserts: WirePeer[], removed: string[]): Promise<void> {
+    await this.request({ op: 'updatePeers', upserts, removed });
+  }
+
+  async peers(): Promise<WirePeer[]> {
+    return (await this.request({ op: 'peers' })).peers ?? [];
+  }
+
   async stats(): Promise<NativeStats> {
-    return (await this.request({ op: 'stats' })).stats as NativeStats;
+    return (await this.request({ op: 'stats' })).stats!;
   }
 
   /** SIGTERM and wait; resolves with the final stats the process printed. */

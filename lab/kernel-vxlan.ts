@@ -2,7 +2,7 @@
 // way flannel's vxlan backend sets up flannel.1 (pkg/backend/vxlan): the
 // reference weft must interoperate with and is measured against.
 import { formatIp4, parseCidr4 } from '../src/cidr';
-import type { Peer } from '../src/engine';
+import type { WirePeer as Peer } from '../src/engine-command';
 import type { LabNode } from './topology';
 
 export function setupKernelVxlan(node: LabNode, vtepMac: string, vni = 1, underlayMtu = 1500): void {

@@ -3,7 +3,6 @@
 // etcd and SQLite semantics are tested against the real things.
 import { type Cidr4, formatCidr4 } from '../src/cidr';
 import {
-  ConfigNotFoundError,
   type Lease,
   type LeaseAttrs,
   type LeaseEvent,
@@ -20,6 +19,7 @@ interface Entry {
 }
 
 export class MemoryLeaseStore implements LeaseStore {
+  readonly description = 'memory store (test fake)';
   readonly entries = new Map<string, Entry>();
   /** Every mutating call, e.g. "create 10.5.3.0/24 ttl=86400", for assertions. */
   readonly calls: string[] = [];
@@ -29,19 +29,11 @@ export class MemoryLeaseStore implements LeaseStore {
   private rev = 0;
   private wake: (() => void) | null = null;
 
-  constructor(
-    public config: string | null = null,
-    public now: () => number = Date.now,
-  ) {}
+  constructor(public now: () => number = Date.now) {}
 
   /** Seeds a lease directly (ttlSeconds 0 = a reservation). */
   put(subnet: Cidr4, attrs: LeaseAttrs, ttlSeconds = 86400): void {
     this.write(subnet, attrs, ttlSeconds);
-  }
-
-  async getNetworkConfig(): Promise<string> {
-    if (this.config === null) throw new ConfigNotFoundError('flannel config not found (memory store)');
-    return this.config;
   }
 
   async createLease(subnet: Cidr4, attrs: LeaseAttrs, ttlSeconds: number): Promise<Date | null> {
@@ -58,12 +50,7 @@ export class MemoryLeaseStore implements LeaseStore {
 
   async deleteLease(subnet: Cidr4): Promise<void> {
     this.calls.push(`delete ${formatCidr4(subnet)}`);
-    if (this.entries.delete(subnetKey(subnet))) this.emit({ type: 'removed', subnet });
-  }
-
-  async getLease(subnet: Cidr4): Promise<Lease | null> {
-    const e = this.live(subnetKey(subnet));
-    return e ? toLease(e) : null;
+    if (this.entries.delete(subnetKey(subnet))) this.emit({ type: 'removed', subnet, cause: 'deleted' });
   }
 
   async listLeases(): Promise<{ leases: Lease[]; cursor: string }> {
@@ -98,7 +85,7 @@ export class MemoryLeaseStore implements LeaseStore {
     const e = this.entries.get(key);
     if (e && e.expiresAt !== null && e.expiresAt <= this.now()) {
       this.entries.delete(key);
-      this.emit({ type: 'removed', subnet: e.subnet });
+      this.emit({ type: 'removed', subnet: e.subnet, cause: 'expired' });
       return undefined;
     }
     return e;
@@ -120,5 +107,5 @@ export class MemoryLeaseStore implements LeaseStore {
 }
 
 function toLease(e: Entry): Lease {
-  return { subnet: e.subnet, attrs: e.attrs, expiration: e.expiresAt === null ? null : new Date(e.expiresAt) };
+  return { subnet: e.subnet, ...e.attrs, expiration: e.expiresAt === null ? null : new Date(e.expiresAt) };
 }

@@ -2,7 +2,7 @@
 // every node with each other as peers, and the traffic checks run over them.
 import * as path from 'node:path';
 
-import type { Peer } from '../src/engine';
+import type { WirePeer as Peer } from '../src/engine-command';
 import type { WireFormat } from '../src/native';
 import { randomVtepMac } from '../src/vtep';
 import { EngineProcess } from './engine-process';

@@ -1,5 +1,7 @@
-// IPv4 addresses and CIDRs, parsed once through ip-address and then handled
-// as 32-bit numbers (subnet arithmetic is all masks and additions).
+// IPv4 addresses and CIDRs, parsed once and then handled as 32-bit numbers
+// (subnet arithmetic is all masks and additions). CIDR text goes through
+// ip-address; a bare address, parsed thousands of times when a large
+// cluster's leases arrive, through a strict dotted-quad pattern.
 import { Address4 } from 'ip-address';
 
 export interface Cidr4 {
@@ -8,13 +10,18 @@ export interface Cidr4 {
   prefixLen: number;
 }
 
+const OCTET = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+const DOTTED_QUAD = new RegExp(`^${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`);
+
+/** A dotted quad ("10.0.0.1": no leading zeros, no short forms) as a host-order number. */
 export function parseIp4(text: string): number {
-  if (!Address4.isValid(text) || text.includes('/')) throw new Error(`invalid IPv4 address format: ${text}`);
-  return Number(new Address4(text).bigInt());
+  const m = DOTTED_QUAD.exec(text);
+  if (!m) throw new Error(`invalid IPv4 address format: ${text}`);
+  return ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
 }
 
 export function formatIp4(ip: number): string {
-  return Address4.fromBigInt(BigInt(ip >>> 0)).correctForm();
+  return `${ip >>> 24}.${(ip >>> 16) & 255}.${(ip >>> 8) & 255}.${ip & 255}`;
 }
 
 export function maskOf(prefixLen: number): number {

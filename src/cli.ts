@@ -1,159 +1,144 @@
 #!/usr/bin/env node
-// weft's command line. `weft engine` runs one node's data plane with the
-// peer table fed as JSON lines on stdin (the daemon with leases replaces it
-// as the normal way to run weft).
-import { parseArgs } from 'node:util';
-import * as readline from 'node:readline';
+// weft's command line: the daemon (flanneld's drop-in, the default), and the
+// small commands around it. Every command answers --help; a user error is one
+// line on stderr and exit 1, never a stack trace.
+//
+// `weft engine` runs one node's data plane alone with the peer table fed as
+// JSON lines on stdin (the lab and the tests use it to test the engine
+// without leases).
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 
-import { Engine, type Peer } from './engine';
-import { randomVtepMac } from './vtep';
+import { args, fail, UsageError } from './cli-util';
 
-const USAGE = `usage:
-  weft [daemon] [flags]
-      The node agent, flanneld's drop-in: net-conf, lease, subnet.env, data plane.
-  weft status [--subnet-file F | --status-socket S] [--json]
-      The running daemon's lease, peers and counters.
-  weft config check FILE
-      Validates a net-conf.json as flannel does; prints it normalized.
-  weft engine --backend udp|vxlan --iface NAME --network CIDR --subnet CIDR
-              [--bind-ip IP] [--port N] [--vni N] [--vtep-mac MAC] [--mtu N] [--batch N]
-              [--no-offload] [--allow-any-source]
-      Runs the data plane. Reads JSON commands on stdin, one per line:
-        {"op":"setPeers","peers":[{"subnet":"10.244.2.0/24","publicIp":"192.168.0.2","vtepMac":"..."}]}
-        {"op":"updatePeers","upserts":[...],"removed":["10.244.3.0/24"]}
-        {"op":"stats"} {"op":"peers"} {"op":"stop"}
-      and answers each with one JSON line on stdout.
-`;
+// Before anything else: SIGUSR1 would open Node's inspector, a root shell
+// for any local user. A listener replaces that default (the daemon gives it
+// a meaning of its own, src/daemon/run.ts).
+process.on('SIGUSR1', () => undefined);
 
-function fail(message: string): never {
-  process.stderr.write(`weft: ${message}\n`);
-  process.exit(1);
+const USAGE = `usage: weft [command] [flags]
+
+commands:
+  (none), daemon   the node agent, flanneld's drop-in (weft --help lists its flags)
+  status           the running daemon's lease, peers and counters
+  config check     validates a net-conf.json as flannel does
+  engine           the data plane alone, peers fed on stdin (for labs and tests)
+  version          prints weft's version
+
+weft COMMAND --help describes a command.`;
+
+const HELP: Record<string, string> = {
+  status: `usage: weft status [--subnet-file FILE | --status-socket SOCK] [--json]
+  Asks the running daemon (over its status socket, by default beside the
+  subnet file) for its lease, peers and counters. Root only, unless the
+  daemon runs with --status-socket-group.
+  --subnet-file FILE    the daemon's --subnet-file (default /run/flannel/subnet.env)
+  --status-socket SOCK  the daemon's --status-socket
+  --json                the whole status as JSON`,
+  config: `usage: weft config check FILE
+  Validates a net-conf.json as flanneld would and prints it normalized
+  (defaults filled in); exit 1 with flannel's message if it is not valid.`,
+  engine: `usage: weft engine --backend udp|vxlan --iface NAME --network CIDR --subnet CIDR
+                   [--bind-ip IP] [--port N] [--vni N] [--vtep-mac MAC] [--mtu N]
+                   [--batch N] [--no-offload] [--allow-any-source] [--strict-source]
+  Runs the data plane alone: TUN, address, Network route, threads. --mtu is
+  the underlay MTU (default: the interface's). Reads JSON commands on stdin,
+  one per line, and answers each with one JSON line on stdout:
+    {"op":"setPeers","peers":[{"subnet":"10.244.2.0/24","publicIp":"192.168.0.2","vtepMac":"..."}]}
+    {"op":"updatePeers","upserts":[...],"removed":["10.244.3.0/24"]}
+    {"op":"stats"} {"op":"peers"} {"op":"stop"}`,
+  version: 'usage: weft version\n  Prints the version (also: weft --version).',
+};
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(path.resolve(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
 }
 
-function intOption(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v)) fail(`--${name} must be a whole number, got "${v}"`);
-  return Number(v);
-}
-
-async function runEngine(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      backend: { type: 'string' },
-      iface: { type: 'string' },
-      network: { type: 'string' },
-      subnet: { type: 'string' },
-      'bind-ip': { type: 'string' },
-      port: { type: 'string' },
-      vni: { type: 'string' },
-      'vtep-mac': { type: 'string' },
-      mtu: { type: 'string' },
-      batch: { type: 'string' },
-      'no-offload': { type: 'boolean', default: false },
-      'allow-any-source': { type: 'boolean', default: false },
-    },
-  });
-  const backend = values.backend;
-  if (backend !== 'udp' && backend !== 'vxlan') fail(`--backend must be udp or vxlan, got "${backend ?? ''}"`);
-  for (const k of ['iface', 'network', 'subnet'] as const) if (!values[k]) fail(`--${k} is required`);
-
-  let engine: Engine;
+async function runStatusCommand(argv: string[]): Promise<void> {
+  const { values } = args(argv, { 'subnet-file': { type: 'string' }, 'status-socket': { type: 'string' }, json: { type: 'boolean' } });
+  if (values.help) return void process.stdout.write(`${HELP.status}\n`);
+  const { readStatus } = await import('./daemon/status');
+  const { statusSocketPath } = await import('./daemon/status');
+  const { DEFAULT_SUBNET_FILE } = await import('./defaults');
+  const socket = statusSocketPath(
+    (values['subnet-file'] as string | undefined) ?? process.env.FLANNELD_SUBNET_FILE ?? DEFAULT_SUBNET_FILE,
+    (values['status-socket'] as string | undefined) ?? process.env.FLANNELD_STATUS_SOCKET ?? '',
+  );
+  let s;
   try {
-    engine = await Engine.create({
-      backend,
-      iface: values.iface!,
-      network: values.network!,
-      subnet: values.subnet!,
-      bindIp: values['bind-ip'],
-      port: intOption('port', values.port),
-      vni: intOption('vni', values.vni),
-      vtepMac: backend === 'vxlan' ? (values['vtep-mac'] ?? randomVtepMac()) : undefined,
-      mtu: intOption('mtu', values.mtu),
-      batch: intOption('batch', values.batch),
-      offload: !values['no-offload'],
-      allowAnySource: values['allow-any-source'],
-    });
+    s = await readStatus(socket);
   } catch (err) {
     fail((err as Error).message);
   }
-
-  const send = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
-  let stopped = false;
-  const stop = (why: string) => {
-    if (stopped) return;
-    stopped = true;
-    const stats = engine.stats();
-    engine.close();
-    send({ event: 'stopped', why, stats });
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-
-  send({
-    event: 'ready',
-    tun: engine.tunName,
-    mtu: engine.mtu,
-    bindIp: engine.bindIp,
-    port: engine.port,
-    vtepMac: engine.vtepMac ?? null,
-  });
-
-  const rl = readline.createInterface({ input: process.stdin });
-  rl.on('line', (line) => {
-    if (!line.trim()) return;
-    try {
-      const cmd = JSON.parse(line) as { op: string; peers?: Peer[]; upserts?: Peer[]; removed?: string[] };
-      switch (cmd.op) {
-        case 'setPeers':
-          engine.setPeers(cmd.peers ?? []);
-          return send({ ok: true });
-        case 'updatePeers':
-          engine.updatePeers(cmd.upserts ?? [], cmd.removed ?? []);
-          return send({ ok: true });
-        case 'peers':
-          return send({ ok: true, peers: engine.peers() });
-        case 'stats':
-          return send({ ok: true, stats: engine.stats() });
-        case 'stop':
-          return stop('stop command');
-        default:
-          return send({ ok: false, error: `unknown op "${cmd.op}"` });
-      }
-    } catch (err) {
-      send({ ok: false, error: (err as Error).message });
-    }
-  });
-  // The controller went away: nothing can update the peer table any more.
-  rl.on('close', () => stop('stdin closed'));
+  if (values.json) return void process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+  if (!s.subnet) return void process.stdout.write(`weft daemon (pid ${s.pid}) is starting: no lease yet\n`);
+  const lines = [
+    `backend   ${s.backend}    network ${s.network}    ${s.ready ? 'ready' : 'NOT READY'}`,
+    `lease     ${s.subnet}  public IP ${s.publicIp}${s.vtepMac ? `  VtepMAC ${s.vtepMac}` : ''}  expires ${s.leaseExpiration ?? 'never'}`,
+    `device    ${s.tun ?? '(none: kernel routes)'}  MTU ${s.mtu}`,
+    `store     ${s.store}`,
+    '',
+    `peers (${s.peers.length})`,
+    ...s.peers.map((p) => `  ${p.subnet.padEnd(18)} ${p.publicIp.padEnd(15)} ${(p.vtepMac ?? '').padEnd(17)} ${p.via}`),
+  ];
+  if (s.counters) {
+    lines.push(
+      '',
+      'counters      packets        bytes',
+      ...Object.entries(s.counters)
+        .filter(([k, v]) => v.packets > 0 || k === 'tx_packets' || k === 'rx_packets')
+        .map(([k, v]) => `  ${k.padEnd(26)} ${String(v.packets).padStart(10)} ${String(v.bytes).padStart(14)}`),
+    );
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-async function main(): Promise<void> {
-  const [cmd, ...rest] = process.argv.slice(2);
-  switch (cmd) {
-    case 'engine':
-      return runEngine(rest);
-    case 'status':
-      return (await import('./daemon/run')).runStatus(rest);
-    case 'config':
-      if (rest[0] !== 'check' || rest.length !== 2) fail('usage: weft config check FILE');
-      process.exitCode = (await import('./config/netconf')).runConfigCheck(rest[1]);
-      return;
-    case '-h':
-    case '--help':
-    case 'help': {
-      const { flagsHelp } = await import('./daemon/flags');
-      process.stdout.write(`${USAGE}\n\ndaemon flags (also as FLANNELD_<FLAG> environment variables):\n${flagsHelp()}\n`);
-      return;
-    }
-    case 'daemon':
-      return (await import('./daemon/run')).runDaemon(rest);
-    default:
-      // flanneld is run as `flanneld --flags...`: so is weft.
-      if (cmd === undefined || cmd.startsWith('-')) return (await import('./daemon/run')).runDaemon(process.argv.slice(2));
-      fail(`unknown command "${cmd}"\n${USAGE}`);
+async function runConfigCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = args(argv, {});
+  if (values.help || positionals[0] === 'help') return void process.stdout.write(`${HELP.config}\n`);
+  if (positionals[0] !== 'check' || positionals.length !== 2) throw new UsageError(`usage: weft config check FILE`);
+  const file = positionals[1];
+  const { loadNetConf, netConfToJSON } = await import('./config/netconf');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    fail(`${file}: cannot read file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    process.stdout.write(`${netConfToJSON(loadNetConf(text))}\n`);
+  } catch (e) {
+    fail(`${file}: ${(e as Error).message}`);
   }
 }
 
-main().catch((err) => fail((err as Error).stack ?? String(err)));
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'status':
+      return runStatusCommand(rest);
+    case 'config':
+      return runConfigCommand(rest);
+    case 'engine':
+      return (await import('./engine-command')).runEngineCommand(rest, HELP.engine);
+    case 'version':
+      return void process.stdout.write(`weft ${version()}\n`);
+    case 'help':
+      return void process.stdout.write(`${rest[0] && HELP[rest[0]] ? HELP[rest[0]] : USAGE}\n`);
+    case 'daemon':
+      return (await import('./daemon/run')).runDaemon(rest);
+    default:
+      // flanneld is run as `flanneld --flags...`: so is weft. flanneld takes
+      // no commands, so a first word that is not one of ours is a typo, not
+      // a positional argument to ignore.
+      if (cmd === undefined || cmd.startsWith('-')) return (await import('./daemon/run')).runDaemon(argv);
+      throw new UsageError(`unknown command "${cmd}"\n${USAGE}`);
+  }
+}
+
+main().catch((err) => {
+  if (err instanceof UsageError) fail(err.message);
+  fail(`internal error: ${(err as Error).stack ?? String(err)}`);
+});

@@ -1,45 +1,48 @@
-// The Engine: one overlay data plane on this node.
+// The Engine: one overlay data plane on this node (the udp and vxlan
+// backends' forwarding state).
 //
 // It owns what it creates and nothing else: the TUN (flannel0 for udp,
-// flannel.<VNI> for vxlan), the address and route on it, and the native
-// threads. The TUN is not persistent, so even a crash removes it and its
-// routes with it. Interface, address and port problems are found before any
-// of that is created, and reported naming the thing that was wrong.
-import { promises as fs } from 'node:fs';
+// flannel.<VNI> for vxlan), the address and route on it, the UDP socket and
+// the native threads. Life in two steps, so that nothing is leased before the
+// device is ours: open() claims the TUN name and binds the socket (a clash
+// names what holds the name or the port); start() puts the lease's address
+// and the Network route on the TUN and starts the threads. The TUN is not
+// persistent, so even a crash removes it and its routes with it.
+//
+// The FIB takes deltas: peers come and go one lease at a time, and a change
+// costs in proportion to what changed. What `peers()` returns is read back
+// from the native FIB, so `weft status` shows what the engine holds.
+import { promises as fs, readdirSync, readFileSync } from 'node:fs';
 
-import { type Cidr4, cidrContains, formatIp4, parseCidr4, parseIp4 } from './cidr';
+import { type Cidr4, formatCidr4, formatIp4, parseIp4 } from './cidr';
 import { addon, type NativeEngine, type NativeStats, type WireFormat } from './native';
 
-export const DEFAULT_PORT: Record<WireFormat, number> = { udp: 8285, vxlan: 8472 };
+/** One forwarding entry: the peer that owns `subnet`. */
+export interface FibPeer {
+  subnet: Cidr4;
+  publicIp: number;
+  /** vxlan only: the peer's VtepMAC. */
+  vtepMac?: string;
+}
 
 export interface EngineOptions {
   backend: WireFormat;
-  /** External (underlay) interface name. */
-  iface: string;
-  /** Underlay address the UDP socket binds; default: the interface's first global IPv4. */
-  bindIp?: string;
-  /** The whole overlay Network, routed into the TUN. */
-  network: string;
-  /** This node's subnet (its lease). */
-  subnet: string;
+  /** The underlay address the UDP socket binds (host order). */
+  bindIp: number;
+  port: number;
+  /** The TUN's MTU (the underlay MTU minus the encapsulation, see overlayMtu). */
+  mtu: number;
   vni?: number;
-  port?: number;
-  /** Our VtepMAC (vxlan); required for vxlan. */
+  /** Our VtepMAC; required for vxlan. */
   vtepMac?: string;
-  /** Underlay MTU to derive the TUN MTU from; default: the interface's MTU. */
-  mtu?: number;
   tunName?: string;
   batch?: number;
   /** Offloads on (default) or off: off is the one-packet-per-syscall baseline. */
   offload?: boolean;
   /** Accept datagrams from any underlay address, not only peers' (flannel's behaviour, for NAT). */
   allowAnySource?: boolean;
-}
-
-export interface Peer {
-  subnet: string;
-  publicIp: string;
-  vtepMac?: string;
+  /** Accept an inner source only inside the sending peer's subnet. */
+  strictSource?: boolean;
 }
 
 export class EngineError extends Error {
@@ -60,56 +63,39 @@ export function defaultTunName(backend: WireFormat, vni = 1): string {
   return backend === 'udp' ? 'flannel0' : `flannel.${vni}`;
 }
 
+/** The TUN MTU for an underlay MTU: flannel's iface-28 (udp) and iface-50 (vxlan). */
+export function overlayMtu(backend: WireFormat, underlayMtu: number): number {
+  return underlayMtu - addon.encap.overhead[backend];
+}
+
 export class Engine {
   private closed = false;
+  private started = false;
 
   private constructor(
     private readonly native: NativeEngine,
     readonly backend: WireFormat,
     readonly tunName: string,
-    readonly tunIndex: number,
     readonly mtu: number,
-    readonly bindIp: string,
+    readonly bindIp: number,
     readonly port: number,
-    readonly network: Cidr4,
-    readonly subnet: Cidr4,
     readonly vtepMac: string | undefined,
   ) {}
 
-  static async create(o: EngineOptions): Promise<Engine> {
-    const nl = addon.netlink;
-    const network = parseCidr4(o.network);
-    const subnet = parseCidr4(o.subnet);
-    if (!cidrContains(network, subnet.ip) || subnet.prefixLen < network.prefixLen) {
-      throw new EngineError(`subnet ${o.subnet} is not inside the Network ${o.network}`, 'EINVAL');
-    }
+  /** Claims the TUN name and binds the UDP socket; routes nothing yet. */
+  static open(o: EngineOptions): Engine {
     if (o.backend === 'vxlan' && !o.vtepMac) throw new EngineError('vxlan needs a VtepMAC', 'EINVAL');
-
-    let link;
-    try {
-      link = nl.linkGet(o.iface);
-    } catch (err) {
-      throw new EngineError(`interface "${o.iface}" not found (${errCode(err)})`, errCode(err));
-    }
-    const bindIp = o.bindIp ?? nl.addrList(link.index).find((a) => a.scope === 0)?.address;
-    if (!bindIp) throw new EngineError(`interface "${o.iface}" has no global IPv4 address`, 'EADDRNOTAVAIL');
-    parseIp4(bindIp);
-    const overhead = addon.encap.overhead[o.backend];
-    const mtu = (o.mtu ?? link.mtu) - overhead;
-    if (mtu < 576) {
-      throw new EngineError(`MTU of "${o.iface}" (${o.mtu ?? link.mtu}) leaves ${mtu} for the overlay; need >= 576`, 'EINVAL');
-    }
-    const port = o.port || DEFAULT_PORT[o.backend];
+    if (o.mtu < 576) throw new EngineError(`overlay MTU ${o.mtu} is below 576`, 'EINVAL');
     const tunName = o.tunName ?? defaultTunName(o.backend, o.vni);
-
+    const bindIp = formatIp4(o.bindIp);
     let native: NativeEngine;
     try {
       native = new addon.Engine({
         format: o.backend,
         tunName,
-        mtu,
+        mtu: o.mtu,
         localIp: bindIp,
-        port,
+        port: o.port,
         vni: o.vni ?? 1,
         vtepMac: o.vtepMac,
         batch: o.batch,
@@ -119,54 +105,61 @@ export class Engine {
     } catch (err) {
       const code = errCode(err);
       if (code === 'EADDRINUSE') {
-        throw new EngineError(`UDP port ${port} on ${bindIp} is already in use (EADDRINUSE)`, code);
+        throw new EngineError(`UDP port ${o.port} on ${bindIp} is already in use (EADDRINUSE)`, code);
       }
       if (code === 'EADDRNOTAVAIL') {
-        throw new EngineError(`address ${bindIp} is not on this node, cannot bind UDP port ${port} (EADDRNOTAVAIL)`, code);
+        throw new EngineError(`address ${bindIp} is not on this node, cannot bind UDP port ${o.port} (EADDRNOTAVAIL)`, code);
       }
-      if (code === 'EBUSY') throw new EngineError(`TUN device ${tunName} is in use by another process (EBUSY)`, code);
+      if (code === 'EBUSY' || code === 'EEXIST') throw new EngineError(`cannot create TUN device ${tunName}: ${describeNameHolder(tunName)}`, code);
       throw new EngineError(`cannot open the data plane: ${(err as Error).message}`, code);
     }
-
-    try {
-      const tun = nl.linkGet(tunName);
-      // The overlay is IPv4 only; keep the kernel's IPv6 chatter out of the TUN.
-      await fs.writeFile(`/proc/sys/net/ipv6/conf/${tunName}/disable_ipv6`, '1').catch(() => undefined);
-      nl.linkSetMtu(tun.index, mtu);
-      // ip addr replace <subnet IP>/32 dev <tun>; ip link set <tun> up
-      nl.addrReplace(tun.index, formatIp4(subnet.ip), 32);
-      nl.linkSetUp(tun.index, true);
-      // ip route replace <Network> dev <tun>: the node's own subnet is more
-      // specific and stays on cni0.
-      nl.routeReplace({ dst: formatIp4(network.ip), dstLen: network.prefixLen, oif: tun.index });
-      native.start();
-      return new Engine(native, o.backend, tunName, tun.index, mtu, bindIp, port, network, subnet, o.vtepMac);
-    } catch (err) {
-      native.close();
-      throw err;
-    }
+    return new Engine(native, o.backend, tunName, o.mtu, o.bindIp, o.port, o.vtepMac);
   }
 
-  /** Replaces the whole peer table. */
-  setPeers(peers: Peer[]): void {
+  /**
+   * ip link set <tun> mtu M; ip addr replace <subnet .0>/32 dev <tun>; ip link set <tun> up;
+   * ip route replace <Network> dev <tun> (the node's own subnet is more specific and
+   * stays on cni0); then the threads. Returns the route it replaced, if one to the
+   * Network went elsewhere (the caller says so in the log).
+   */
+  async start(network: Cidr4, subnet: Cidr4): Promise<string | null> {
+    const nl = addon.netlink;
+    const tun = nl.linkGet(this.tunName);
+    // The overlay is IPv4 only; keep the kernel's IPv6 chatter out of the TUN.
+    await fs.writeFile(`/proc/sys/net/ipv6/conf/${this.tunName}/disable_ipv6`, '1').catch(() => undefined);
+    nl.linkSetMtu(tun.index, this.mtu);
+    nl.addrReplace(tun.index, formatIp4(subnet.ip), 32);
+    nl.linkSetUp(tun.index, true);
+    const dst = formatIp4(network.ip);
+    const other = nl.routeList().find((r) => r.dst === dst && r.dstLen === network.prefixLen && r.oif !== tun.index);
+    nl.routeReplace({ dst, dstLen: network.prefixLen, oif: tun.index });
+    this.native.start();
+    this.started = true;
+    return other ? `${formatCidr4(network)}${other.gateway ? ` via ${other.gateway}` : ''}${other.oif ? ` dev #${other.oif}` : ''}` : null;
+  }
+
+  get running(): boolean {
+    return this.started && !this.closed;
+  }
+
+  /** Replaces the whole FIB (start-up, and a store's snapshot). */
+  setPeers(peers: FibPeer[]): void {
     this.native.setPeers(peers.map((p) => this.toNative(p)));
   }
 
-  /** Adds or changes some peers and removes others (by subnet). */
-  updatePeers(upserts: Peer[], removedSubnets: string[]): void {
+  /** Adds or changes some peers and removes others, by subnet. */
+  updatePeers(upserts: FibPeer[], removed: Cidr4[]): void {
     this.native.updatePeers(
       upserts.map((p) => this.toNative(p)),
-      removedSubnets.map((s) => {
-        const c = parseCidr4(s);
-        return { prefix: formatIp4(c.ip), prefixLen: c.prefixLen };
-      }),
+      removed.map((c) => ({ prefix: formatIp4(c.ip), prefixLen: c.prefixLen })),
     );
   }
 
-  peers(): Peer[] {
+  /** What the native FIB holds now. */
+  peers(): FibPeer[] {
     return this.native.peers().map((p) => ({
-      subnet: `${p.prefix}/${p.prefixLen}`,
-      publicIp: p.publicIp,
+      subnet: { ip: parseIp4(p.prefix), prefixLen: p.prefixLen },
+      publicIp: parseIp4(p.publicIp),
       ...(this.backend === 'vxlan' ? { vtepMac: p.vtepMac } : {}),
     }));
   }
@@ -182,10 +175,57 @@ export class Engine {
     this.native.close();
   }
 
-  private toNative(p: Peer) {
-    const c = parseCidr4(p.subnet);
-    parseIp4(p.publicIp);
-    if (this.backend === 'vxlan' && !p.vtepMac) throw new EngineError(`peer ${p.subnet} has no VtepMAC`, 'EINVAL');
-    return { prefix: formatIp4(c.ip), prefixLen: c.prefixLen, publicIp: p.publicIp, port: this.port, vtepMac: p.vtepMac };
+  private toNative(p: FibPeer) {
+    if (this.backend === 'vxlan' && !p.vtepMac) throw new EngineError(`peer ${formatCidr4(p.subnet)} has no VtepMAC`, 'EINVAL');
+    return { prefix: formatIp4(p.subnet.ip), prefixLen: p.subnet.prefixLen, publicIp: formatIp4(p.publicIp), port: this.port, vtepMac: p.vtepMac };
   }
+}
+
+/**
+ * What holds a link name we could not take for our TUN: a link of another
+ * kind, a TUN some process has open (found through /proc/<pid>/fdinfo, whose
+ * `iff:` line names the device), or a persistent TUN nobody holds.
+ */
+export function describeNameHolder(name: string): string {
+  let kind: string | undefined;
+  try {
+    kind = addon.netlink.linkGet(name).kind;
+  } catch {
+    return 'the kernel refused the name (it may have been removed meanwhile; try again)';
+  }
+  if (kind !== 'tun') return `a link of kind ${kind ?? 'unknown'} already has this name (ip -d link show ${name})`;
+  const holders = tunHolders(name);
+  if (holders.length === 0) return `a persistent TUN device with this name exists and no process holds it (remove it: ip link del ${name})`;
+  return `it is held by ${holders.map((h) => `process ${h.pid} (${h.comm})`).join(', ')}`;
+}
+
+function tunHolders(name: string): Array<{ pid: number; comm: string }> {
+  const out: Array<{ pid: number; comm: string }> = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fdinfo`);
+    } catch {
+      continue; // gone, or not ours to read
+    }
+    for (const fd of fds) {
+      let info: string;
+      try {
+        info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+      } catch {
+        continue;
+      }
+      if (info.includes(`\niff:\t${name}\n`)) {
+        let comm = '?';
+        try {
+          comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+        } catch {
+          // it exited meanwhile
+        }
+        out.push({ pid: Number(pid), comm });
+        break;
+      }
+    }
+  }
+  return out;
 }

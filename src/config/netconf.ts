@@ -14,11 +14,10 @@
 // Type errors reproduce Go's UnmarshalTypeError text ("json: cannot
 // unmarshal string into Go struct field Config.SubnetLen of type uint"):
 // it names the field, and it is what a flannel operator has seen before.
-import { readFileSync } from 'node:fs';
-
 import { Address4, Address6 } from 'ip-address';
 
 import { type Cidr4, cidrContains, formatCidr4, formatIp4, maskOf } from '../cidr';
+import { DEFAULT_PORT, DEFAULT_VNI } from '../defaults';
 
 /** flannel's Config after ParseConfig (Go zero values where a key is absent). */
 export interface ParsedNetConf {
@@ -31,6 +30,7 @@ export interface ParsedNetConf {
   /** 0 (0.0.0.0) = unset. */
   SubnetMin: number;
   SubnetMax: number;
+  EnableNFTables: boolean;
   /** Backend.Type as written; "udp" when there is no Backend key. */
   BackendType: string;
   /** The Backend object, for the backend's own options ({} when absent or null). */
@@ -39,8 +39,14 @@ export interface ParsedNetConf {
 
 export type BackendConfig =
   | { Type: 'udp'; Port: number }
-  /** MTU: the underlay MTU to use instead of the interface's; absent = the interface's. */
-  | { Type: 'vxlan'; VNI: number; Port: number; MTU?: number };
+  /**
+   * MTU: the underlay MTU to use instead of the interface's; absent = the interface's.
+   * DirectRouting: peers on our L2 segment get a plain route instead of the tunnel.
+   */
+  | { Type: 'vxlan'; VNI: number; Port: number; MTU?: number; DirectRouting: boolean }
+  | { Type: 'host-gw' };
+
+export type BackendType = BackendConfig['Type'];
 
 /** What the daemon runs with: checked, defaults filled in, IPv4 only. */
 export interface NetConf {
@@ -50,21 +56,15 @@ export interface NetConf {
   SubnetMax: number;
   EnableIPv4: true;
   EnableIPv6: false;
+  /** Masquerade and forward rules through nftables instead of iptables. */
+  EnableNFTables: boolean;
   Backend: BackendConfig;
 }
 
-export const UDP_DEFAULT_PORT = 8285;
-/** Linux's vxlan default (flannel's Port 0), not IANA's 4789. */
-export const VXLAN_DEFAULT_PORT = 8472;
-export const VXLAN_DEFAULT_VNI = 1;
-const VXLAN_OVERHEAD = 50;
-const IPV4_MIN_MTU = 68;
-
-// Backends flannel registers: these get "not supported by weft" rather than
-// flannel's "unknown backend type", since the operator asked for something real.
-const FLANNEL_ONLY_BACKENDS = new Set([
-  'host-gw', 'ipip', 'ipsec', 'wireguard', 'alloc', 'extension', 'gce', 'aws-vpc', 'ali-vpc', 'tencent-vpc',
-]);
+// Backends flannel registers (pkg/backend/*) that weft does not run: these get
+// "not supported by weft" rather than flannel's "unknown backend type", since
+// the operator asked for something real.
+const FLANNEL_ONLY_BACKENDS = new Set(['ipip', 'ipsec', 'wireguard', 'alloc', 'extension', 'tencent-vpc']);
 
 // ---- Go encoding/json, the parts flannel's structs need ----------------
 
@@ -178,6 +178,7 @@ export function parseNetConf(text: string): ParsedNetConf {
     SubnetLen: 0,
     SubnetMin: 0,
     SubnetMax: 0,
+    EnableNFTables: false,
     BackendType: 'udp',
     Backend: {},
   };
@@ -196,7 +197,7 @@ export function parseNetConf(text: string): ParsedNetConf {
         if (v === null) break;
         const r = decodeScalar(v, field, 'bool');
         if (r instanceof Error) throw r;
-        if (f !== 'EnableNFTables') cfg[f] = r as boolean; // nftables: weft has no masquerading yet
+        cfg[f] = r as boolean;
         break;
       }
       case 'SubnetLen': {
@@ -312,7 +313,7 @@ export function decodeBackend(backendType: string, raw: Record<string, unknown>)
   const type = backendType.toLowerCase();
   if (type === 'udp') {
     const prefix = 'error decoding UDP backend config: ';
-    const o = decodeBackendStruct(prefix, raw, { Port: 'int' }, { Port: UDP_DEFAULT_PORT });
+    const o = decodeBackendStruct(prefix, raw, { Port: 'int' }, { Port: DEFAULT_PORT.udp });
     intInRange('Port', o.Port, 1, 65535, prefix);
     return { Type: 'udp', Port: o.Port };
   }
@@ -322,23 +323,28 @@ export function decodeBackend(backendType: string, raw: Record<string, unknown>)
       prefix,
       raw,
       { VNI: 'int', Port: 'int', MTU: 'int', GBP: 'bool', Learning: 'bool', DirectRouting: 'bool' },
-      { VNI: VXLAN_DEFAULT_VNI, Port: 0, MTU: 0, GBP: false, Learning: false, DirectRouting: false },
+      { VNI: DEFAULT_VNI, Port: 0, MTU: 0, GBP: false, Learning: false, DirectRouting: false },
     );
-    for (const f of ['GBP', 'Learning', 'DirectRouting'] as const) {
-      if (o[f]) throw new Error(`vxlan backend: ${f} is not supported by weft; remove it or set it to false`);
-    }
+    // GBP marks frames with a group policy ID and Learning lets the kernel
+    // learn MACs from traffic: both are features of the kernel's vxlan device
+    // that weft's engine does not have.
+    if (o.GBP) throw new Error('vxlan backend: GBP (group based policy) is not supported by weft; remove it or set it to false');
+    if (o.Learning) throw new Error('vxlan backend: Learning is not supported by weft (peers come from leases only); remove it or set it to false');
     intInRange('VNI', o.VNI, 1, 0xffffff, prefix);
     intInRange('Port', o.Port, 0, 65535, prefix);
-    const out: BackendConfig = { Type: 'vxlan', VNI: o.VNI, Port: o.Port || VXLAN_DEFAULT_PORT };
-    // MTU 0 means "not given", like Port 0: the interface's MTU is used.
+    // Port 0 means Linux's vxlan default (8472), not IANA's 4789.
+    const out: BackendConfig = { Type: 'vxlan', VNI: o.VNI, Port: o.Port || DEFAULT_PORT.vxlan, DirectRouting: o.DirectRouting };
+    // MTU 0 means "not given", like Port 0: the interface's MTU is used. The
+    // daemon checks it against the interface (it may not exceed it).
     if (o.MTU !== 0) {
-      intInRange('MTU', o.MTU, IPV4_MIN_MTU + VXLAN_OVERHEAD, 65535, prefix);
+      intInRange('MTU', o.MTU, 576, 65535, prefix);
       out.MTU = o.MTU;
     }
     return out;
   }
+  if (type === 'host-gw') return { Type: 'host-gw' }; // flannel's host-gw has no options
   if (FLANNEL_ONLY_BACKENDS.has(type)) {
-    throw new Error(`backend type "${type}" is not supported by weft: weft supports only udp and vxlan`);
+    throw new Error(`backend type "${type}" is not supported by weft: weft supports udp, vxlan and host-gw`);
   }
   throw new Error(`unknown backend type: ${type}`);
 }
@@ -354,6 +360,7 @@ export function loadNetConf(text: string): NetConf {
     SubnetMax: cfg.SubnetMax,
     EnableIPv4: true,
     EnableIPv6: false,
+    EnableNFTables: cfg.EnableNFTables,
     Backend: decodeBackend(cfg.BackendType, cfg.Backend),
   };
 }
@@ -368,37 +375,10 @@ export function netConfToJSON(cfg: NetConf): string {
       SubnetMax: formatIp4(cfg.SubnetMax),
       EnableIPv4: cfg.EnableIPv4,
       EnableIPv6: cfg.EnableIPv6,
+      EnableNFTables: cfg.EnableNFTables,
       Backend: cfg.Backend,
     },
     null,
     2,
   );
-}
-
-export interface CheckIO {
-  out: (text: string) => void;
-  err: (text: string) => void;
-}
-
-const STDIO: CheckIO = {
-  out: (t) => process.stdout.write(t),
-  err: (t) => process.stderr.write(t),
-};
-
-/** `weft config check FILE`: the exit code; the normalized JSON on stdout, or one error line on stderr. */
-export function runConfigCheck(file: string, io: CheckIO = STDIO): number {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    io.err(`weft: ${file}: cannot read file: ${(e as Error).message}\n`);
-    return 1;
-  }
-  try {
-    io.out(netConfToJSON(loadNetConf(text)) + '\n');
-    return 0;
-  } catch (e) {
-    io.err(`weft: ${file}: ${(e as Error).message}\n`);
-    return 1;
-  }
 }

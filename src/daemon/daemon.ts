@@ -1,88 +1,88 @@
-// The node agent: flanneld's job with weft's engine as the data plane.
+// The node agent: flanneld's job with weft's backends as the data plane.
+// This file orchestrates and decides nothing itself: the lease source
+// (src/subnet/manager.ts) owns leases, the backend (src/backend/) owns
+// forwarding state, src/daemon/peers.ts decides which leases are peers.
 //
 // Start-up order is chosen so that bad input fails before the node is
-// touched: flags, the network config and the external interface are all
-// checked first; the lease is taken next; only then is the TUN made, and
-// subnet.env is written once traffic can flow. After that the daemon only
-// follows the store: every lease event becomes a peer update, the lease is
-// renewed ahead of its expiry, and a store outage changes nothing on the
-// node (the engine keeps its last peer table).
-import * as dgram from 'node:dgram';
-import { accessSync, constants as fsConstants, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import * as http from 'node:http';
-import * as net from 'node:net';
+// touched, and nothing is leased before the node can use it:
+//   0. the node lock (one weft per network namespace) and the status socket;
+//   1. healthz (before the config, as flanneld, so a liveness probe passes
+//      while the config is awaited);
+//   2. the network config, the external interface, sanity checks;
+//   3. the backend claims its device and port (a TUN name or port someone
+//      else holds fails here, with no lease taken);
+//   4. the lease; 5. the backend starts on it (address, routes, threads);
+//   6. peers, then subnet.env (pods wired from it can reach the others), ready.
+// After that the daemon only follows the source: every batch of lease
+// changes becomes a peer delta, the lease is renewed ahead of its expiry, and
+// an outage of the source changes nothing on the node.
+import type * as http from 'node:http';
+import type * as net from 'node:net';
+import { accessSync, constants as fsConstants } from 'node:fs';
 import * as path from 'node:path';
 
-import { cidrContains, formatCidr4, type Cidr4 } from '../cidr';
+import { type Backend, BACKENDS, type ExternalLink } from '../backend';
+import { type Cidr4, cidrContains, formatCidr4, formatIp4, parseIp4 } from '../cidr';
 import { loadNetConf, type NetConf } from '../config/netconf';
-import { Engine, type Peer } from '../engine';
+import { ensureDir } from '../fsutil';
 import type { Logger } from '../log';
-import { addon, type WireFormat } from '../native';
 import { EtcdStore } from '../store/etcd';
 import { SqliteStore } from '../store/sqlite';
-import { ConfigNotFoundError, type Lease, type LeaseAttrs, type LeaseStore, SubnetTakenError } from '../store/types';
-import { acquireLease, renewDelayMs } from '../subnet/acquire';
+import type { Lease, LeaseAttrs } from '../store/types';
 import { readSubnetEnv, writeSubnetEnv } from '../subnet/env';
+import { type LeaseSource, RegistryLeaseSource } from '../subnet/manager';
+import { renewDelayMs } from '../subnet/acquire';
 import { subnetKey } from '../subnet/key';
-import { sleep } from '../sleep';
-import { isMac, randomVtepMac } from '../vtep';
 import type { DaemonFlags } from './flags';
-import { selectExternalInterface, type ExternalInterface } from './iface';
-import { peerFromLease, sameSubnet } from './peers';
+import { serveHealthz } from './healthz';
+import { selectExternalInterface } from './iface';
+import { lockNode } from './lock';
+import { applyDelta, type PeerPolicy, reconcile, type Reconciled } from './peers';
+import { closeStatus, type DaemonStatus, serveStatus, statusSocketPath } from './status';
 
 /** A failure the operator must fix; the message is the whole story. */
 export class StartupError extends Error {}
 
-export class Stopped extends Error {
+export class StoppedDuringStartup extends Error {
   constructor() {
     super('stopped during start-up');
   }
 }
 
-export interface DaemonStatus {
-  backend: WireFormat;
-  network: string;
-  subnet: string;
-  publicIp: string;
-  vtepMac: string | null;
-  tun: string;
-  mtu: number;
-  leaseExpiration: string | null;
-  ready: boolean;
-  peers: Peer[];
-  counters: ReturnType<Engine['stats']>['counters'];
+/** What a started daemon runs with; none of it changes after start-up. */
+interface Running {
+  cfg: NetConf;
+  ext: ExternalLink;
+  backend: Backend;
+  policy: PeerPolicy;
 }
 
-export function statusSocketPath(flags: DaemonFlags): string {
-  return flags.statusSocket || path.join(path.dirname(flags.subnetFile), 'weft.sock');
-}
+/** Per-peer lines at info for a handful of changes, one summary line for more. */
+const DETAIL_LIMIT = 10;
 
 export class Daemon {
-  private store?: LeaseStore;
-  private engine?: Engine;
+  private source?: LeaseSource;
+  private run?: Running;
   private lease?: Lease;
-  private cfg?: NetConf;
-  private backend: WireFormat = 'vxlan';
-  private attrs?: LeaseAttrs;
-  private peers = new Map<string, Peer>(); // subnet key -> peer
+  private readonly peers = new Map<string, Lease>();
+  /** key -> the reason last logged, so each refusal is logged once. */
+  private readonly refusals = new Map<string, string>();
   private readonly abort = new AbortController();
   private renewTimer?: NodeJS.Timeout;
-  private engineCheck?: NodeJS.Timeout;
+  private fatalCheck?: NodeJS.Timeout;
   private healthz?: http.Server;
   private statusServer?: net.Server;
+  private nodeLock?: net.Server;
   private ready = false;
   private stopping?: Promise<void>;
   /** Resolves with the exit code once the daemon has stopped. */
   readonly done: Promise<number>;
   private finish!: (code: number) => void;
 
-  private readonly leaseTtl: number;
-
   constructor(
     private readonly flags: DaemonFlags,
     private readonly log: Logger,
   ) {
-    this.leaseTtl = flags.leaseTtl;
     this.done = new Promise((resolve) => (this.finish = resolve));
   }
 
@@ -91,25 +91,127 @@ export class Daemon {
   }
 
   private checkStopped(): void {
-    if (this.abort.signal.aborted) throw new Stopped();
+    if (this.abort.signal.aborted) throw new StoppedDuringStartup();
   }
-
 
   async start(): Promise<void> {
     const f = this.flags;
-    if (f.kubeSubnetMgr) {
-      throw new StartupError('--kube-subnet-mgr is not supported yet: weft takes leases from etcd (--etcd-endpoints) or its embedded store');
-    }
-    if (f.ipMasq) {
-      throw new StartupError('--ip-masq is not supported yet: weft installs no masquerade rules; run without it (FLANNEL_IPMASQ=false)');
+    if (f.publicIpv6) throw new StartupError('--public-ipv6: IPv6 is not supported by weft yet (IPv4 networks only)');
+    if (f.kubeSubnetMgr) throw new StartupError('--kube-subnet-mgr is not supported yet');
+    if (f.ipMasq) throw new StartupError('--ip-masq is not supported yet');
+    if (f.allowAnySource && f.strictSource) {
+      throw new StartupError('--strict-source checks an inner source against the peer that sent it, which --allow-any-source gives up knowing; pick one');
     }
 
-    // 1. The network config: from the file for the embedded store (checked
-    //    before the store is even opened), from <prefix>/config for etcd.
-    let confText: string;
-    let confSource: string;
+    // 0. One weft per node, and nobody else's status socket.
+    try {
+      this.nodeLock = await lockNode({ pid: process.pid, subnetFile: f.subnetFile });
+      this.statusServer = await serveStatus(statusSocketPath(f.subnetFile, f.statusSocket), f.statusSocketGroup, () => this.status(), this.log);
+    } catch (err) {
+      throw new StartupError((err as Error).message);
+    }
+
+    // 1. flanneld serves healthz before it reads its config.
+    if (f.healthzPort) {
+      try {
+        this.healthz = await serveHealthz({ ip: f.healthzIp, port: f.healthzPort, log: this.log, ready: () => this.ready });
+      } catch (err) {
+        throw new StartupError((err as Error).message);
+      }
+    }
+
+    // 2. The lease source, the network config, the external interface.
+    const source = this.openSource();
+    this.source = source;
+    let cfg: NetConf;
+    let origin = '';
+    try {
+      const conf = await source.networkConfig(this.abort.signal);
+      origin = conf.origin;
+      cfg = loadNetConf(conf.text);
+    } catch (err) {
+      this.checkStopped();
+      throw new StartupError(origin ? `network config ${origin}: ${(err as Error).message}` : (err as Error).message);
+    }
+    const ext = this.externalLink(cfg);
+    try {
+      ensureDir(path.dirname(f.subnetFile));
+      accessSync(path.dirname(f.subnetFile), fsConstants.W_OK);
+    } catch (err) {
+      throw new StartupError(`cannot write --subnet-file ${f.subnetFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    this.checkStopped();
+
+    // 3. The backend claims what it needs before anything is leased.
+    let backend: Backend;
+    try {
+      const previous = await source.previousBackend(ext.publicIp);
+      backend = BACKENDS[cfg.Backend.Type]({ cfg, ext, previous, allowAnySource: f.allowAnySource, strictSource: f.strictSource, log: this.log });
+    } catch (err) {
+      this.checkStopped();
+      throw new StartupError((err as Error).message);
+    }
+    this.run = {
+      cfg,
+      ext,
+      backend,
+      policy: { network: cfg.Network, subnetLen: cfg.SubnetLen, ownSubnet: { ip: 0, prefixLen: 32 }, ownAddresses: [ext.publicIp, ext.ifaceAddr], backend: cfg.Backend.Type, vni: cfg.Backend.Type === 'vxlan' ? cfg.Backend.VNI : undefined },
+    };
+    this.checkStopped();
+
+    // 4. The lease: ours by PublicIP, else subnet.env's, else a free one.
+    const attrs: LeaseAttrs = { publicIp: ext.publicIp, backend: backend.leaseBackend };
+    let lease: Lease;
+    try {
+      lease = await source.acquire(cfg, attrs, this.previousSubnet(cfg));
+    } catch (err) {
+      this.checkStopped();
+      throw new StartupError((err as Error).message);
+    }
+    this.lease = lease;
+    this.run.policy.ownSubnet = lease.subnet;
+    this.log.info({ subnet: formatCidr4(lease.subnet), expiration: lease.expiration }, `acquired lease ${formatCidr4(lease.subnet)}`);
+    this.checkStopped();
+
+    // 5. The data plane on it.
+    try {
+      await backend.start(cfg.Network, lease);
+      await source.complete(lease);
+    } catch (err) {
+      throw new StartupError((err as Error).message);
+    }
+    this.checkStopped();
+
+    // 6. Peers, then subnet.env.
+    const { leases, cursor } = await source.list();
+    const first = reconcile(new Map(), { kind: 'snapshot', leases, cursor }, this.run.policy);
+    this.noteRefusals(first);
+    applyDelta(this.peers, first.delta);
+    backend.setPeers([...this.peers.values()]);
+    this.logPeerChanges(first);
+    writeSubnetEnv(f.subnetFile, { network: cfg.Network, subnet: lease.subnet, mtu: backend.mtu, ipMasq: false });
+    this.log.info({ file: f.subnetFile }, `wrote ${f.subnetFile}`);
+
+    this.scheduleRenew();
+    void this.watch(cursor);
+    this.ready = true;
+    this.log.info({ peers: this.peers.size }, 'ready');
+    // The packet threads report a fatal error by stopping; a node agent
+    // whose data plane is gone must say so and exit, not look healthy.
+    this.fatalCheck = setInterval(() => {
+      const fatal = backend.stats()?.fatalError;
+      if (fatal) {
+        this.log.error({ err: fatal }, `data plane failed: ${fatal}`);
+        void this.shutdown(1);
+      }
+    }, 1000);
+  }
+
+  /** etcd when endpoints are given, else the embedded store, said plainly either way. */
+  private openSource(): LeaseSource {
+    const f = this.flags;
     if (f.etcdEndpoints) {
-      const etcd = new EtcdStore({
+      const store = new EtcdStore({
         endpoints: f.etcdEndpoints,
         prefix: f.etcdPrefix,
         keyFile: f.etcdKeyfile || undefined,
@@ -119,331 +221,211 @@ export class Daemon {
         password: f.etcdPassword || undefined,
         log: this.log,
       });
-      this.store = etcd;
-      confText = await this.networkConfigFromStore(etcd);
-      confSource = `${f.etcdPrefix}/config`;
-    } else {
-      try {
-        confText = readFileSync(f.netConfigPath, 'utf8');
-      } catch (err) {
-        throw new StartupError(`cannot read --net-config-path ${f.netConfigPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-      }
-      confSource = f.netConfigPath;
+      this.log.info({ store: store.description, prefix: store.prefix }, `lease store: etcd at ${store.endpoints.join(',')}, prefix ${store.prefix}`);
+      return new RegistryLeaseSource({ store, config: { fromStore: store }, ttlSeconds: f.leaseTtl, log: this.log });
     }
+    let store: SqliteStore;
     try {
-      this.cfg = loadNetConf(confText);
-    } catch (err) {
-      throw new StartupError(`network config ${confSource}: ${(err as Error).message}`);
-    }
-    const cfg = this.cfg;
-    this.backend = cfg.Backend.Type;
-
-    // 2. The external interface and what we will publish.
-    let ext: ExternalInterface;
-    try {
-      ext = selectExternalInterface(f);
+      store = new SqliteStore({ path: f.storePath, log: this.log });
     } catch (err) {
       throw new StartupError((err as Error).message);
     }
-    this.log.info({ iface: ext.name, ifaceAddr: ext.ifaceAddr, publicIp: ext.publicIp }, `using interface ${ext.name} (${ext.ifaceAddr}), public IP ${ext.publicIp}`);
-
-    // A taken port fails here, before a lease exists that nobody would use.
-    await assertPortFree(ext.ifaceAddr, cfg.Backend.Port);
-    const underlayMtu = (cfg.Backend.Type === 'vxlan' ? cfg.Backend.MTU : undefined) ?? ext.mtu;
-    const overlayMtu = underlayMtu - addon.encap.overhead[cfg.Backend.Type];
-    if (overlayMtu < 576) throw new StartupError(`MTU of "${ext.name}" (${underlayMtu}) leaves ${overlayMtu} for the overlay; need >= 576`);
-    try {
-      mkdirSync(path.dirname(f.subnetFile), { recursive: true });
-      accessSync(path.dirname(f.subnetFile), fsConstants.W_OK);
-    } catch (err) {
-      throw new StartupError(`cannot write --subnet-file ${f.subnetFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-    await this.serveHealthz();
-
-    let store: LeaseStore;
-    try {
-      store = this.store ?? new SqliteStore({ path: f.storePath, log: this.log, networkConfig: confText });
-    } catch (err) {
-      throw new StartupError((err as Error).message);
-    }
-    this.store = store;
-    this.checkStopped();
-
-    // 3. The lease: ours by PublicIP, else subnet.env's, else a free one.
-    const previous = this.previousSubnet(cfg);
-    const vtepMac = cfg.Backend.Type === 'vxlan' ? await this.reusableVtepMac(store, ext.publicIp) : null;
-    this.attrs =
-      cfg.Backend.Type === 'vxlan'
-        ? { PublicIP: ext.publicIp, PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: cfg.Backend.VNI, VtepMAC: vtepMac } }
-        : { PublicIP: ext.publicIp, PublicIPv6: null };
-    const lease: Lease = await acquireLease(store, cfg, this.attrs, { previousSubnet: previous, ttlSeconds: this.leaseTtl, log: this.log });
-    this.lease = lease;
-    const subnet = lease.subnet;
-    this.log.info({ subnet: formatCidr4(subnet), expiration: lease.expiration }, `acquired lease ${formatCidr4(subnet)}`);
-    this.checkStopped();
-
-    // 4. The data plane. From here on a failure must undo the TUN.
-    const vni = cfg.Backend.Type === 'vxlan' ? cfg.Backend.VNI : 1;
-    try {
-      this.engine = await Engine.create({
-        backend: cfg.Backend.Type,
-        iface: ext.name,
-        bindIp: ext.ifaceAddr,
-        network: formatCidr4(cfg.Network),
-        subnet: formatCidr4(subnet),
-        vni,
-        port: cfg.Backend.Port,
-        vtepMac: vtepMac ?? undefined,
-        mtu: (cfg.Backend.Type === 'vxlan' ? cfg.Backend.MTU : undefined) ?? ext.mtu,
-        allowAnySource: f.allowAnySource,
-      });
-    } catch (err) {
-      throw new StartupError((err as Error).message);
-    }
-    // A SIGTERM that came while the TUN was being made: shutdown() has run
-    // already and could not see it.
-    if (this.abort.signal.aborted) {
-      this.engine.close();
-      throw new Stopped();
-    }
-    this.log.info({ tun: this.engine.tunName, mtu: this.engine.mtu, port: this.engine.port }, `data plane up on ${this.engine.tunName}`);
-
-    // 5. Peers, then subnet.env: pods wired from it can reach the others.
-    const { leases, cursor } = await store.listLeases();
-    this.replacePeers(leases);
-    writeSubnetEnv(f.subnetFile, { network: cfg.Network, subnet, mtu: this.engine.mtu, ipMasq: false });
-    this.log.info({ file: f.subnetFile }, `wrote ${f.subnetFile}`);
-
-    this.scheduleRenew();
-    void this.watch(cursor);
-    await this.serveStatus();
-    this.ready = true;
-    this.log.info({ peers: this.peers.size }, 'ready');
-    // The packet threads report a fatal error by stopping; a node agent
-    // whose data plane is gone must say so and exit, not look healthy.
-    this.engineCheck = setInterval(() => {
-      const fatal = this.engine?.stats().fatalError;
-      if (fatal) {
-        this.log.error({ err: fatal }, `data plane failed: ${fatal}`);
-        void this.shutdown(1);
-      }
-    }, 1000);
+    this.log.warn(
+      { store: store.description },
+      `lease store: the embedded store ${store.path} (no --etcd-endpoints given); flanneld would have used etcd at its default endpoints ` +
+        'http://127.0.0.1:4001,http://127.0.0.1:2379. Only daemons sharing this file see each other.',
+    );
+    return new RegistryLeaseSource({ store, config: { fromFile: f.netConfigPath }, ttlSeconds: f.leaseTtl, log: this.log });
   }
 
-  private async networkConfigFromStore(store: LeaseStore): Promise<string> {
-    let delay = 1000;
-    for (;;) {
-      this.checkStopped();
-      try {
-        return await store.getNetworkConfig();
-      } catch (err) {
-        if (err instanceof ConfigNotFoundError) {
-          this.log.error(err.message);
-          delay = 1000; // flannel polls for the config every second
-        } else {
-          this.log.warn({ err: (err as Error).message }, `cannot read the network config, retrying in ${delay} ms: ${(err as Error).message}`);
-        }
-      }
-      await sleep(delay, this.abort.signal);
-      delay = Math.min(delay * 2, 5000);
+  private externalLink(cfg: NetConf): ExternalLink {
+    let ext;
+    try {
+      ext = selectExternalInterface(this.flags);
+    } catch (err) {
+      throw new StartupError((err as Error).message);
     }
+    const link: ExternalLink = { name: ext.name, index: ext.index, mtu: ext.mtu, ifaceAddr: parseIp4(ext.ifaceAddr), publicIp: parseIp4(ext.publicIp) };
+    this.log.info({ iface: ext.name, ifaceAddr: ext.ifaceAddr, publicIp: ext.publicIp }, `using interface ${ext.name} (${ext.ifaceAddr}), public IP ${ext.publicIp}`);
+    // An underlay address inside the overlay would route our own datagrams
+    // back into the overlay: every packet to us would loop.
+    for (const [what, ip] of [
+      ['interface address', link.ifaceAddr],
+      ['public IP', link.publicIp],
+    ] as const) {
+      if (cidrContains(cfg.Network, ip)) {
+        throw new StartupError(
+          `the ${what} ${formatIp4(ip)} (interface ${ext.name}) lies inside the Network ${formatCidr4(cfg.Network)}: ` +
+            'pick the node\'s underlay interface (--iface) or --public-ip, not an overlay one such as cni0',
+        );
+      }
+    }
+    return link;
   }
 
   private previousSubnet(cfg: NetConf): Cidr4 | null {
-    let env;
+    const file = this.flags.subnetFile;
+    let read;
     try {
-      env = readSubnetEnv(this.flags.subnetFile);
+      read = readSubnetEnv(file);
     } catch (err) {
-      this.log.warn(`ignoring ${this.flags.subnetFile}: ${(err as Error).message}`);
+      this.log.warn(`ignoring ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       return null;
     }
-    if (!env?.subnet) return null;
-    if (!cidrContains(cfg.Network, env.subnet.ip) || env.subnet.prefixLen < cfg.Network.prefixLen) {
-      this.log.warn(
-        `ignoring FLANNEL_SUBNET in ${this.flags.subnetFile}: ${formatCidr4(env.subnet)} is outside the Network ${formatCidr4(cfg.Network)}`,
-      );
+    if (!read) return null;
+    for (const w of read.warnings) this.log.warn(`ignoring part of ${file}: ${w}`);
+    const prev = read.env.subnet;
+    if (!prev) return null;
+    if (!cidrContains(cfg.Network, prev.ip) || prev.prefixLen < cfg.Network.prefixLen) {
+      this.log.warn(`ignoring FLANNEL_SUBNET in ${file}: ${formatCidr4(prev)} is outside the Network ${formatCidr4(cfg.Network)}`);
       return null;
     }
-    return env.subnet;
-  }
-
-  /** Our VtepMAC from our own lease, so peers' entries stay valid across restarts. */
-  private async reusableVtepMac(store: LeaseStore, publicIp: string): Promise<string> {
-    const { leases } = await store.listLeases();
-    const own = leases.find((l) => l.attrs.PublicIP === publicIp && l.attrs.BackendType === 'vxlan');
-    const mac = (own?.attrs.BackendData as { VtepMAC?: string } | undefined)?.VtepMAC;
-    if (own && isMac(mac)) {
-      this.log.info({ vtepMac: mac }, `reusing VtepMAC ${mac} from lease ${formatCidr4(own.subnet)}`);
-      return mac.toLowerCase();
-    }
-    return randomVtepMac();
-  }
-
-  private peerFor(lease: Lease): Peer | null {
-    if (sameSubnet(lease.subnet, this.lease!.subnet)) return null;
-    const v = peerFromLease(lease, this.backend);
-    if ('ignored' in v) {
-      this.log.debug(`ignoring lease ${subnetKey(lease.subnet)}: ${v.ignored}`);
-      return null;
-    }
-    return v.peer;
-  }
-
-  private replacePeers(leases: Lease[]): void {
-    const next = new Map<string, Peer>();
-    for (const l of leases) {
-      const p = this.peerFor(l);
-      if (p) next.set(p.subnet, p);
-    }
-    for (const [k, p] of next) if (!samePeer(this.peers.get(k), p)) this.log.info(p, `peer ${k} via ${p.publicIp}`);
-    for (const k of this.peers.keys()) if (!next.has(k)) this.log.info(`peer ${k} removed`);
-    this.peers = next;
-    this.engine!.setPeers([...next.values()]);
+    return prev;
   }
 
   private async watch(cursor: string): Promise<void> {
-    const own = this.lease!.subnet;
+    const run = this.run!;
     try {
-      for await (const batch of this.store!.watchLeases(cursor, this.abort.signal)) {
-        if (batch.kind === 'snapshot') {
-          // A snapshot without our lease is a store that lost its data (a
-          // wiped or restored etcd), not an operator's delete (that comes as
-          // an event): take the same subnet again if it is still free.
-          if (!batch.leases.some((l) => sameSubnet(l.subnet, own)) && !(await this.recreateLease())) return this.revoked();
-          this.replacePeers(batch.leases);
-          continue;
+      for await (const batch of this.source!.watch(cursor, this.abort.signal)) {
+        const r = reconcile(this.peers, batch, run.policy);
+        this.noteRefusals(r);
+        if (r.own && !(await this.ownLeaseGone(r.own))) return;
+        if (r.delta.upserts.length || r.delta.removed.length) {
+          run.backend.updatePeers(r.delta.upserts, r.delta.removed);
+          applyDelta(this.peers, r.delta);
+          this.logPeerChanges(r);
         }
-        const upserts: Peer[] = [];
-        const removed: string[] = [];
-        for (const ev of batch.events) {
-          if (ev.type === 'removed') {
-            if (sameSubnet(ev.subnet, own)) return this.revoked();
-            const k = formatCidr4(ev.subnet);
-            if (this.peers.delete(k)) {
-              removed.push(k);
-              this.log.info(`peer ${k} removed`);
-            }
-            continue;
-          }
-          const p = this.peerFor(ev.lease);
-          const k = formatCidr4(ev.lease.subnet);
-          if (!p) {
-            // A lease that changed to something we cannot use is gone for us.
-            if (this.peers.delete(k)) removed.push(k);
-            continue;
-          }
-          if (samePeer(this.peers.get(k), p)) continue; // a renewal
-          this.peers.set(k, p);
-          upserts.push(p);
-          this.log.info(p, `peer ${k} via ${p.publicIp}`);
-        }
-        if (upserts.length || removed.length) this.engine!.updatePeers(upserts, removed);
       }
     } catch (err) {
       if (!this.abort.signal.aborted) {
-        this.log.error({ err: (err as Error).message }, 'lease watch failed');
+        this.log.error({ err: (err as Error).message }, `lease watch failed: ${(err as Error).message}`);
         void this.shutdown(1);
       }
     }
   }
 
-  private async recreateLease(): Promise<boolean> {
-    const subnet = this.lease!.subnet;
+  /**
+   * Our own lease vanished. An operator's delete is a revocation (flanneld's
+   * rule and message); a lapse the source can tell apart, or a store that
+   * lost its data (a snapshot without us), is not: take the same subnet
+   * again. False when the daemon is stopping.
+   */
+  private async ownLeaseGone(own: NonNullable<Reconciled['own']>): Promise<boolean> {
+    const lease = this.lease!;
+    const s = formatCidr4(lease.subnet);
+    const recoverable = own.kind === 'missing' || (own.cause === 'expired' && this.source!.lapsesAreRecoverable);
+    if (!recoverable) {
+      this.revoked();
+      return false;
+    }
+    const why = own.kind === 'missing' ? 'the store lost our lease' : 'our lease lapsed (the store says it expired, nobody deleted it)';
     try {
-      const expiration = await this.store!.createLease(subnet, this.attrs!, this.leaseTtl);
-      this.lease = { ...this.lease!, expiration };
-      this.log.warn({ subnet: formatCidr4(subnet) }, `the store lost our lease; re-created ${formatCidr4(subnet)}`);
-      clearTimeout(this.renewTimer);
-      this.scheduleRenew();
-      return true;
-    } catch (err) {
-      if (err instanceof SubnetTakenError) {
-        this.log.error(`cannot re-create lease ${formatCidr4(subnet)}: another node holds it now`);
+      if (!(await this.source!.recreate(lease))) {
+        this.log.error(`${why}, and another node holds ${s} now`);
+        this.revoked();
         return false;
       }
+      this.log.warn({ subnet: s }, `${why}; re-created ${s}`);
+      this.renewSoon(0);
+    } catch (err) {
       // The store is still unsteady: renewal writes the key again shortly.
-      this.log.warn({ err: (err as Error).message }, `cannot re-create lease ${formatCidr4(subnet)} yet, retrying`);
-      clearTimeout(this.renewTimer);
-      this.renewTimer = setTimeout(() => void this.renew(), 1000);
-      return true;
+      this.log.warn({ err: (err as Error).message }, `${why}; cannot re-create ${s} yet, retrying`);
+      this.renewSoon(1000);
     }
+    return true;
   }
 
   private revoked(): void {
+    // flanneld's words, and its exit code: a revoked lease is a clean stop.
     this.log.error('Lease has been revoked. Shutting down daemon.');
-    void this.shutdown(1);
+    void this.shutdown(0);
+  }
+
+  private noteRefusals(r: Reconciled): void {
+    for (const { key, reason, expected } of r.refused) {
+      if (this.refusals.get(key) === reason) continue;
+      this.refusals.set(key, reason);
+      if (expected) this.log.warn({ key }, reason);
+      else this.log.warn({ key, reason }, `refusing lease ${key} as a peer: ${reason}`);
+    }
+    for (const l of r.delta.upserts) this.refusals.delete(subnetKey(l.subnet));
+  }
+
+  private logPeerChanges(r: Reconciled): void {
+    const { upserts, removed } = r.delta;
+    if (upserts.length + removed.length > DETAIL_LIMIT) {
+      this.log.info({ added: upserts.length, removed: removed.length, peers: this.peers.size }, `peers: ${upserts.length} added or changed, ${removed.length} removed, ${this.peers.size} in all`);
+      return;
+    }
+    for (const l of upserts) {
+      const mac = l.backend.type === 'vxlan' ? ` (${l.backend.vtepMac})` : '';
+      this.log.info({ subnet: formatCidr4(l.subnet), publicIp: formatIp4(l.publicIp) }, `peer ${formatCidr4(l.subnet)} via ${formatIp4(l.publicIp)}${mac}`);
+    }
+    for (const s of removed) this.log.info(`peer ${formatCidr4(s)} removed`);
   }
 
   private scheduleRenew(): void {
     const exp = this.lease!.expiration;
-    if (!exp) return; // a reservation does not expire
-    // flannel renews at expiry minus the margin; a margin past half the TTL
-    // (only with a short --lease-ttl) would renew in a loop, so cap it.
-    const margin = Math.min(this.flags.subnetLeaseRenewMargin, this.leaseTtl / 120);
+    if (!exp) return; // a reservation, or a lease that never expires (kube)
+    // flannel renews at expiry minus the margin. A margin as long as the
+    // lease (possible only with a short --lease-ttl) would renew in a loop:
+    // then renew halfway instead.
+    const ttlMinutes = this.flags.leaseTtl / 60;
+    const margin = this.flags.subnetLeaseRenewMargin < ttlMinutes ? this.flags.subnetLeaseRenewMargin : ttlMinutes / 2;
     this.renewTimer = setTimeout(() => void this.renew(), renewDelayMs(exp, margin));
   }
 
+  private renewSoon(ms: number): void {
+    clearTimeout(this.renewTimer);
+    this.renewTimer = setTimeout(() => void this.renew(), ms);
+  }
+
   private async renew(): Promise<void> {
-    const subnet = this.lease!.subnet;
+    const lease = this.lease!;
     try {
-      const expiration = await this.store!.updateLease(subnet, this.attrs!, this.leaseTtl);
-      this.lease = { ...this.lease!, expiration };
-      this.log.info({ subnet: formatCidr4(subnet), expiration }, 'renewed lease');
+      const expiration = await this.source!.renew(lease);
+      this.lease = { ...lease, expiration };
+      this.log.info({ subnet: formatCidr4(lease.subnet), expiration }, `Lease renewed, new expiration: ${expiration?.toISOString() ?? 'never'}`);
       this.scheduleRenew();
     } catch (err) {
+      if (this.abort.signal.aborted) return;
       // flannel retries each minute; a short --lease-ttl needs sooner.
-      const retryMs = Math.min(60_000, this.leaseTtl * 250);
-      this.log.warn({ err: (err as Error).message }, `lease renewal failed, retrying in ${retryMs / 1000} s`);
-      this.renewTimer = setTimeout(() => void this.renew(), retryMs);
+      const retryMs = Math.min(60_000, this.flags.leaseTtl * 250);
+      this.log.warn({ err: (err as Error).message }, `Error renewing lease (trying again in ${retryMs / 1000} s): ${(err as Error).message}`);
+      this.renewSoon(retryMs);
     }
   }
 
+  /** One line for SIGUSR1: what the node holds now. */
+  summary(): string {
+    const s = this.status();
+    if (!s.subnet) return 'starting';
+    const c = s.counters;
+    const drops = c ? Object.entries(c).filter(([k, v]) => k.includes('_drop_') && v.packets > 0).map(([k, v]) => `${k}=${v.packets}`) : [];
+    return `lease ${s.subnet} (${s.backend}), ${s.peers.length} peers, ${s.ready ? 'ready' : 'not ready'}` +
+      (c ? `, tx ${c.tx_packets.packets} rx ${c.rx_packets.packets} packets, drops: ${drops.length ? drops.join(' ') : 'none'}` : '');
+  }
+
   status(): DaemonStatus {
-    const e = this.engine!;
+    const run = this.run;
+    const lease = this.lease;
+    const backend = run?.backend;
+    const stats = lease ? backend?.stats() : null;
     return {
-      backend: this.backend,
-      network: formatCidr4(this.cfg!.Network),
-      subnet: formatCidr4(this.lease!.subnet),
-      publicIp: this.attrs!.PublicIP,
-      vtepMac: e.vtepMac ?? null,
-      tun: e.tunName,
-      mtu: e.mtu,
-      leaseExpiration: this.lease!.expiration?.toISOString() ?? null,
+      pid: process.pid,
+      backend: run?.cfg.Backend.Type ?? 'udp',
+      network: run ? formatCidr4(run.cfg.Network) : '',
+      subnet: lease ? formatCidr4(lease.subnet) : '',
+      publicIp: run ? formatIp4(run.ext.publicIp) : '',
+      vtepMac: backend?.leaseBackend.type === 'vxlan' ? backend.leaseBackend.vtepMac : null,
+      tun: backend?.device ?? null,
+      mtu: backend?.mtu ?? 0,
+      leaseExpiration: lease?.expiration?.toISOString() ?? null,
+      store: this.source?.description ?? '',
       ready: this.ready,
-      peers: [...this.peers.values()],
-      counters: e.stats().counters,
+      peers: lease && backend ? backend.peers() : [],
+      counters: stats?.counters ?? null,
     };
-  }
-
-  private async serveStatus(): Promise<void> {
-    const file = statusSocketPath(this.flags);
-    rmSync(file, { force: true }); // a stale socket from a killed daemon
-    this.statusServer = net.createServer((sock) => {
-      sock.end(`${JSON.stringify(this.status())}\n`);
-    });
-    await new Promise<void>((resolve, reject) => {
-      this.statusServer!.once('error', reject);
-      this.statusServer!.listen(file, () => resolve());
-    });
-  }
-
-  private async serveHealthz(): Promise<void> {
-    if (!this.flags.healthzPort) return;
-    this.healthz = http.createServer((req, res) => {
-      if (req.url === '/healthz') {
-        res.writeHead(200).end('ok\n');
-      } else if (req.url === '/readyz') {
-        res.writeHead(this.ready ? 200 : 503).end(this.ready ? 'ok\n' : 'not ready\n');
-      } else {
-        res.writeHead(404).end();
-      }
-    });
-    await new Promise<void>((resolve, reject) => {
-      this.healthz!.once('error', (err) =>
-        reject(new StartupError(`cannot serve healthz on ${this.flags.healthzIp}:${this.flags.healthzPort}: ${(err as Error).message}`)),
-      );
-      this.healthz!.listen(this.flags.healthzPort, this.flags.healthzIp, () => resolve());
-    });
   }
 
   /** Stops everything this daemon made; the lease stays for the restart. */
@@ -452,38 +434,15 @@ export class Daemon {
       this.ready = false;
       this.abort.abort();
       clearTimeout(this.renewTimer);
-      clearInterval(this.engineCheck);
-      this.engine?.close();
+      clearInterval(this.fatalCheck);
+      this.run?.backend.close();
       this.healthz?.close();
-      if (this.statusServer) {
-        this.statusServer.close();
-        rmSync(statusSocketPath(this.flags), { force: true });
-      }
-      await this.store?.close().catch(() => undefined);
-      this.log.info({ code }, 'stopped');
+      if (this.statusServer) closeStatus(this.statusServer, statusSocketPath(this.flags.subnetFile, this.flags.statusSocket));
+      await this.source?.close().catch(() => undefined);
+      this.nodeLock?.close();
+      this.log.info({ code }, code === 0 ? 'Exiting cleanly...' : 'stopped');
       this.finish(code);
     })();
     return this.stopping;
   }
 }
-
-async function assertPortFree(address: string, port: number): Promise<void> {
-  const probe = dgram.createSocket('udp4');
-  try {
-    await new Promise<void>((resolve, reject) => {
-      probe.once('error', reject);
-      probe.bind({ address, port, exclusive: true }, () => resolve());
-    });
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'EUNKNOWN';
-    const why = code === 'EADDRINUSE' ? 'is already in use' : 'cannot be bound';
-    throw new StartupError(`UDP port ${port} on ${address} ${why} (${code})`);
-  } finally {
-    probe.close();
-  }
-}
-
-function samePeer(a: Peer | undefined, b: Peer): boolean {
-  return !!a && a.publicIp === b.publicIp && a.vtepMac === b.vtepMac;
-}
-

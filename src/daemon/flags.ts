@@ -15,6 +15,7 @@ export interface DaemonFlags {
   ifaceRegex: string[];
   ifaceCanReach: string;
   publicIp: string;
+  publicIpv6: string;
   subnetFile: string;
   subnetLeaseRenewMargin: number;
   ipMasq: boolean;
@@ -26,8 +27,10 @@ export interface DaemonFlags {
   // weft's own
   storePath: string;
   statusSocket: string; // '' -> next to the subnet file
+  statusSocketGroup: string;
   leaseTtl: number; // seconds
   allowAnySource: boolean;
+  strictSource: boolean;
 }
 
 type Kind = 'string' | 'list' | 'bool' | 'int';
@@ -83,6 +86,7 @@ export function defaultFlags(): DaemonFlags {
     ifaceRegex: [],
     ifaceCanReach: '',
     publicIp: '',
+    publicIpv6: '',
     subnetFile: '/run/flannel/subnet.env',
     subnetLeaseRenewMargin: 60,
     ipMasq: false,
@@ -93,8 +97,10 @@ export function defaultFlags(): DaemonFlags {
     verbosity: 0,
     storePath: '/var/lib/weft/leases.db',
     statusSocket: '',
+    statusSocketGroup: '',
     leaseTtl: 24 * 60 * 60,
     allowAnySource: false,
+    strictSource: false,
   };
 }
 

@@ -1,10 +1,13 @@
 // `weft [flags]`: the daemon's process life. One clear line on stderr for
-// anything that stops start-up; SIGTERM/SIGINT stop it cleanly, keeping
-// the lease for the restart.
-import * as net from 'node:net';
-
+// anything that stops start-up. Every signal a node agent gets has a decided
+// behaviour (README, "Signals"):
+//   SIGTERM, SIGINT, SIGQUIT  stop cleanly: exit 0, the lease kept for the restart
+//   SIGHUP                    ignored, with a log line (there is no config to reload)
+//   SIGUSR1, SIGUSR2          one status line in the log; never Node's inspector,
+//                             which SIGUSR1 would otherwise open on 127.0.0.1:9229
+//   SIGPIPE                   ignored (Node's default: a write fails instead)
 import { createLogger } from '../log';
-import { Daemon, type DaemonStatus, StartupError, Stopped, statusSocketPath } from './daemon';
+import { Daemon, StartupError, StoppedDuringStartup } from './daemon';
 import { FlagError, parseDaemonFlags } from './flags';
 
 function die(message: string): never {
@@ -22,75 +25,29 @@ export async function runDaemon(argv: string[]): Promise<void> {
   }
   const log = createLogger(flags.verbosity);
   const daemon = new Daemon(flags, log);
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const) {
     process.on(sig, () => {
       log.info(`received ${sig}, shutting down`);
       void daemon.shutdown(0);
     });
+  }
+  process.removeAllListeners('SIGHUP');
+  process.on('SIGHUP', () => log.info('received SIGHUP: ignored (weft has no configuration to reload; restart it to apply changes)'));
+  for (const sig of ['SIGUSR1', 'SIGUSR2'] as const) {
+    process.removeAllListeners(sig);
+    process.on(sig, () => log.info({ signal: sig }, `status: ${daemon.summary()}`));
   }
   try {
     await daemon.start();
   } catch (err) {
     // A SIGTERM during start-up closes the store under an in-flight call: that
     // failure is the stop, not a start-up error.
-    const stopped = err instanceof Stopped || daemon.stopRequested;
+    const stopped = err instanceof StoppedDuringStartup || daemon.stopRequested;
     await daemon.shutdown(stopped ? 0 : 1);
     if (stopped) process.exit(0);
-    log.error({ err: (err as Error).message, stack: err instanceof StartupError ? undefined : (err as Error).stack }, 'start-up failed');
-    die((err as Error).message ?? String(err));
+    const user = err instanceof StartupError;
+    log.error({ err: (err as Error).message, stack: user ? undefined : (err as Error).stack }, 'start-up failed');
+    die(user ? (err as Error).message : `internal error: ${(err as Error).message} (the log has the stack)`);
   }
   process.exit(await daemon.done);
-}
-
-export function readStatus(socketPath: string, timeoutMs = 5000): Promise<DaemonStatus> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const sock = net.connect(socketPath);
-    sock.setTimeout(timeoutMs, () => sock.destroy(new Error(`no answer from ${socketPath} in ${timeoutMs} ms`)));
-    sock.on('data', (d) => (buf += d.toString()));
-    sock.on('end', () => {
-      try {
-        resolve(JSON.parse(buf) as DaemonStatus);
-      } catch {
-        reject(new Error(`garbled status from ${socketPath}`));
-      }
-    });
-    sock.on('error', (err: NodeJS.ErrnoException) =>
-      reject(new Error(`no weft daemon answers on ${socketPath} (${err.code ?? err.message}); is it running? (--status-socket, --subnet-file)`)),
-    );
-  });
-}
-
-export async function runStatus(argv: string[]): Promise<void> {
-  const json = argv.includes('--json');
-  let flags;
-  try {
-    flags = parseDaemonFlags(argv.filter((a) => a !== '--json'));
-  } catch (err) {
-    die((err as Error).message);
-  }
-  let s: DaemonStatus;
-  try {
-    s = await readStatus(statusSocketPath(flags));
-  } catch (err) {
-    die((err as Error).message);
-  }
-  if (json) {
-    process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
-    return;
-  }
-  const lines = [
-    `backend   ${s.backend}    network ${s.network}    ${s.ready ? 'ready' : 'NOT READY'}`,
-    `lease     ${s.subnet}  public IP ${s.publicIp}${s.vtepMac ? `  VtepMAC ${s.vtepMac}` : ''}  expires ${s.leaseExpiration ?? 'never (reservation)'}`,
-    `device    ${s.tun}  MTU ${s.mtu}`,
-    '',
-    `peers (${s.peers.length})`,
-    ...s.peers.map((p) => `  ${p.subnet.padEnd(18)} ${p.publicIp.padEnd(15)} ${p.vtepMac ?? ''}`),
-    '',
-    'counters      packets        bytes',
-    ...Object.entries(s.counters)
-      .filter(([k, v]) => v.packets > 0 || k === 'tx_packets' || k === 'rx_packets')
-      .map(([k, v]) => `  ${k.padEnd(26)} ${String(v.packets).padStart(10)} ${String(v.bytes).padStart(14)}`),
-  ];
-  process.stdout.write(`${lines.join('\n')}\n`);
 }

@@ -1,4 +1,4 @@
-// The etcd v3 lease store, in flannel's layout (FLANNEL.md §2), so weft and
+// The etcd v3 lease store, in flannel's layout (docs/flannel.md §2), so weft and
 // flannel nodes can share one etcd:
 //   <prefix>/config                  the network config (written by the operator)
 //   <prefix>/subnets/10.5.52.0-24    flannel's lease JSON, attached to an etcd lease
@@ -39,21 +39,19 @@
 import * as fs from 'node:fs';
 
 import { handleWhen, noop, retry } from 'cockatiel';
-import { Etcd3, type IDuplexStream, type IEvent, type IKeyValue, type IOptions, type IWatchRequest, type IWatchResponse, isRecoverableError } from 'etcd3';
+import { Etcd3, type IEvent, type IKeyValue, type IOptions, isRecoverableError } from 'etcd3';
 import { CompareResult, CompareTarget } from 'etcd3/lib/rpc';
 
 import type { Cidr4 } from '../cidr';
+import { DEFAULT_ETCD_PREFIX } from '../defaults';
 import type { Logger } from '../log';
-import { parseSubnetKey, subnetKey } from '../subnet/key';
-import { decodeLeaseAttrs, encodeLeaseAttrs } from './lease-json';
+import { subnetKey } from '../subnet/key';
+import { BACKOFF_MAX_MS, BACKOFF_MIN_MS, leaseOfEntry, Outage, subnetOfKey } from './common';
+import { errText, WatchStream } from './etcd-watch';
+import { encodeLeaseValue } from './lease-json';
 import { ConfigNotFoundError, type Lease, type LeaseAttrs, type LeaseEvent, type LeaseStore, SubnetTakenError, type WatchBatch } from './types';
-import { sleep } from '../sleep';
 
-export const DEFAULT_ETCD_PREFIX = '/coreos.com/network';
 export const CONFIG_NOT_FOUND = 'flannel config not found in etcd store. Did you create your config using etcdv3 API?';
-
-const BACKOFF_MIN_MS = 100;
-const BACKOFF_MAX_MS = 5_000;
 /** How many LeaseTimeToLive calls a list makes at once. */
 const TTL_LOOKUP_CONCURRENCY = 16;
 
@@ -74,6 +72,7 @@ export interface EtcdStoreOptions {
 
 export class EtcdStore implements LeaseStore {
   readonly endpoints: readonly string[];
+  readonly description: string;
   readonly prefix: string;
   private readonly client: Etcd3;
   private readonly log: Logger;
@@ -87,6 +86,7 @@ export class EtcdStore implements LeaseStore {
   constructor(opts: EtcdStoreOptions) {
     if (opts.endpoints.length === 0) throw new Error('no etcd endpoints given');
     this.endpoints = [...opts.endpoints];
+    this.description = `etcd ${this.endpoints.join(',')}`;
     this.prefix = (opts.prefix ?? DEFAULT_ETCD_PREFIX).replace(/\/+$/, '');
     this.log = opts.log;
     this.callTimeoutMs = opts.callTimeoutMs ?? 5_000;
@@ -140,7 +140,7 @@ export class EtcdStore implements LeaseStore {
 
   async createLease(subnet: Cidr4, attrs: LeaseAttrs, ttlSeconds: number): Promise<Date | null> {
     const key = this.leaseKey(subnet);
-    const value = Buffer.from(encodeLeaseAttrs(attrs));
+    const value = Buffer.from(encodeLeaseValue(attrs));
     const grant = ttlSeconds > 0 ? await this.grant(ttlSeconds) : null;
     let created: boolean;
     try {
@@ -166,7 +166,7 @@ export class EtcdStore implements LeaseStore {
 
   async updateLease(subnet: Cidr4, attrs: LeaseAttrs, ttlSeconds: number): Promise<Date | null> {
     const key = this.leaseKey(subnet);
-    const value = Buffer.from(encodeLeaseAttrs(attrs));
+    const value = Buffer.from(encodeLeaseValue(attrs));
     // flannel renews with a fresh lease; the old one is left with no keys and lapses.
     const grant = ttlSeconds > 0 ? await this.grant(ttlSeconds) : null;
     try {
@@ -181,13 +181,6 @@ export class EtcdStore implements LeaseStore {
   async deleteLease(subnet: Cidr4): Promise<void> {
     const key = this.leaseKey(subnet);
     await this.call(`delete ${key.toString()}`, () => this.client.kv.deleteRange({ key }));
-  }
-
-  async getLease(subnet: Cidr4): Promise<Lease | null> {
-    const key = this.leaseKey(subnet);
-    const res = await this.call(`get ${key.toString()}`, () => this.client.kv.range({ key }));
-    if (res.kvs.length === 0) return null;
-    return this.leaseOf(res.kvs[0], new Map(), 'skip');
   }
 
   async listLeases(): Promise<{ leases: Lease[]; cursor: string }> {
@@ -206,15 +199,7 @@ export class EtcdStore implements LeaseStore {
     const abort = AbortSignal.any([signal, this.closing.signal]);
     let rev = parseRevision(cursor);
     let relist = false;
-    let backoffMs = BACKOFF_MIN_MS;
-    let outageSince: number | null = null;
-    const recovered = (): void => {
-      if (outageSince !== null) {
-        this.log.info({ endpoints: this.endpoints, outageMs: Date.now() - outageSince, revision: rev.toString() }, 'etcd watch resumed');
-      }
-      outageSince = null;
-      backoffMs = BACKOFF_MIN_MS;
-    };
+    const outage = new Outage(this.log, 'etcd watch', { endpoints: this.endpoints });
 
     while (!abort.aborted) {
       try {
@@ -222,7 +207,7 @@ export class EtcdStore implements LeaseStore {
           const snap = await this.listLeases();
           rev = parseRevision(snap.cursor);
           relist = false;
-          recovered();
+          outage.recovered({ revision: rev.toString() });
           yield { kind: 'snapshot', leases: snap.leases, cursor: snap.cursor };
           continue;
         }
@@ -231,7 +216,7 @@ export class EtcdStore implements LeaseStore {
           for (;;) {
             const msg = await watch.next(abort);
             if (msg.kind === 'created') {
-              recovered();
+              outage.recovered({ revision: rev.toString() });
             } else if (msg.kind === 'compacted') {
               this.log.info({ from: (rev + 1n).toString(), compactRevision: msg.compactRevision }, 'etcd history compacted past the watch cursor; listing leases again');
               relist = true;
@@ -255,14 +240,7 @@ export class EtcdStore implements LeaseStore {
         }
       } catch (err) {
         if (abort.aborted) break;
-        if (outageSince === null) {
-          outageSince = Date.now();
-          this.log.warn({ endpoints: this.endpoints, err: errText(err), revision: rev.toString() }, 'etcd watch lost; reconnecting with backoff');
-        } else {
-          this.log.debug({ err: errText(err), backoffMs }, 'etcd watch still down');
-        }
-        await sleep(backoffMs, abort);
-        backoffMs = Math.min(backoffMs * 2, BACKOFF_MAX_MS);
+        await outage.failed(new Error(errText(err)), abort, { revision: rev.toString() });
       }
     }
   }
@@ -287,29 +265,20 @@ export class EtcdStore implements LeaseStore {
     const key = kv.key.toString();
     const subnet = this.subnetOf(key);
     if (!subnet) return null;
-    let attrs: LeaseAttrs;
-    try {
-      attrs = decodeLeaseAttrs(kv.value.toString());
-    } catch (err) {
-      this.log.warn({ key, err: (err as Error).message }, 'skipping malformed lease');
-      return null;
-    }
-    if (kv.lease === '0') return { subnet, attrs, expiration: null };
+    const lease = leaseOfEntry(key, subnet, kv.value.toString(), null, this.log);
+    if (!lease || kv.lease === '0') return lease;
     let ttl = ttls.get(kv.lease);
     if (!ttl) {
       ttl = this.expirationOf(kv.lease);
       ttls.set(kv.lease, ttl);
     }
     const expiration = await ttl;
-    if (expiration) return { subnet, attrs, expiration };
-    return lapsed === 'expired' ? { subnet, attrs, expiration: new Date() } : null;
+    if (expiration) return { ...lease, expiration };
+    return lapsed === 'expired' ? { ...lease, expiration: new Date() } : null;
   }
 
   private subnetOf(key: string): Cidr4 | null {
-    const name = key.startsWith(this.subnetsPrefix) ? key.slice(this.subnetsPrefix.length) : '';
-    const subnet = name.includes('/') ? null : parseSubnetKey(name);
-    if (!subnet) this.log.warn({ key }, 'skipping key that does not name a subnet');
-    return subnet;
+    return subnetOfKey(key, key.startsWith(this.subnetsPrefix) ? key.slice(this.subnetsPrefix.length) : '/', this.log);
   }
 
   /** When an etcd lease lapses, from its remaining TTL; null if it already has. */
@@ -331,8 +300,9 @@ export class EtcdStore implements LeaseStore {
     const events: LeaseEvent[] = [];
     for (const ev of raw) {
       if (ev.type === 'Delete') {
+        // etcd does not say whether a lease lapsed or someone deleted the key.
         const subnet = this.subnetOf(ev.kv.key.toString());
-        if (subnet) events.push({ type: 'removed', subnet });
+        if (subnet) events.push({ type: 'removed', subnet, cause: 'deleted' });
       } else {
         const lease = await this.leaseOf(ev.kv, ttls, 'expired');
         if (lease) events.push({ type: 'added', lease });
@@ -374,131 +344,6 @@ export class EtcdStore implements LeaseStore {
       this.callTimeoutMs * 2,
     );
   }
-}
-
-type WatchMessage =
-  | { kind: 'created' }
-  | { kind: 'compacted'; compactRevision: string }
-  | { kind: 'behind'; revision: bigint }
-  | { kind: 'progress'; revision: bigint }
-  | { kind: 'events'; events: IEvent[]; lastRevision: bigint };
-
-/**
- * One Watch stream carrying one watcher, as a pull queue. It fails (next()
- * throws) on a stream error or end, on etcd cancelling the watcher for any
- * reason but compaction, or when etcd does not acknowledge it in time.
- */
-class WatchStream {
-  private readonly queue: WatchMessage[] = [];
-  private failure: Error | null = null;
-  private wake: (() => void) | null = null;
-  private stream: IDuplexStream<IWatchRequest, IWatchResponse> | null = null;
-  private closed = false;
-  private createTimer: NodeJS.Timeout | null;
-
-  constructor(
-    client: Etcd3,
-    private readonly startRevision: bigint,
-    request: IWatchRequest['create_request'],
-    createTimeoutMs: number,
-  ) {
-    this.createTimer = setTimeout(() => this.fail(new Error(`etcd did not acknowledge the watch within ${createTimeoutMs} ms`)), createTimeoutMs);
-    client.watchClient.watch().then(
-      (stream) => {
-        if (this.closed) {
-          stream.on('error', () => undefined);
-          stream.cancel();
-          return;
-        }
-        this.stream = stream;
-        stream.on('data', (res) => this.onResponse(res));
-        stream.on('error', (err) => this.fail(err));
-        stream.on('end', () => this.fail(new Error('etcd closed the watch stream')));
-        stream.write({ create_request: request });
-      },
-      (err: Error) => this.fail(err),
-    );
-  }
-
-  async next(signal: AbortSignal): Promise<WatchMessage> {
-    for (;;) {
-      const msg = this.queue.shift();
-      if (msg) return msg;
-      if (this.failure) throw this.failure;
-      signal.throwIfAborted();
-      await new Promise<void>((resolve) => {
-        const onAbort = (): void => resolve();
-        signal.addEventListener('abort', onAbort, { once: true });
-        this.wake = () => {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        };
-      });
-      this.wake = null;
-    }
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.clearCreateTimer();
-    if (this.stream) {
-      // Half-close first: etcd3 takes an error on a still-writable stream as the
-      // host failing and drops every channel to it. The CANCELLED error that
-      // cancel() emits goes to a listener that ignores it.
-      this.stream.on('error', () => undefined);
-      this.stream.end();
-      this.stream.cancel();
-    }
-  }
-
-  private onResponse(res: IWatchResponse): void {
-    if (res.compact_revision && res.compact_revision !== '0') {
-      this.clearCreateTimer();
-      this.push({ kind: 'compacted', compactRevision: res.compact_revision });
-    } else if (res.canceled) {
-      this.fail(new Error(`etcd cancelled the watch: ${res.cancel_reason || 'no reason given'}`));
-    } else if (res.created) {
-      this.clearCreateTimer();
-      this.push({ kind: 'created' });
-      // A store younger than our cursor (restored or wiped) would only send
-      // what comes after the cursor and miss everything up to it.
-      const revision = BigInt(res.header.revision);
-      if (revision + 1n < this.startRevision) this.push({ kind: 'behind', revision });
-    } else if (res.events.length > 0) {
-      let last = 0n;
-      for (const ev of res.events) {
-        const r = BigInt(ev.kv.mod_revision);
-        if (r > last) last = r;
-      }
-      this.push({ kind: 'events', events: res.events, lastRevision: last });
-    } else {
-      this.push({ kind: 'progress', revision: BigInt(res.header.revision) });
-    }
-  }
-
-  private push(msg: WatchMessage): void {
-    if (this.closed || this.failure) return;
-    this.queue.push(msg);
-    this.wake?.();
-  }
-
-  private fail(err: Error): void {
-    this.clearCreateTimer();
-    if (this.closed || this.failure) return;
-    this.failure = err;
-    this.wake?.();
-  }
-
-  private clearCreateTimer(): void {
-    if (this.createTimer) clearTimeout(this.createTimer);
-    this.createTimer = null;
-  }
-}
-
-/** gRPC's message, without the empty "Resolution note:" grpc-js appends. */
-function errText(err: unknown): string {
-  return (err as Error).message.replace(/\.?\s*Resolution note:\s*$/, '');
 }
 
 function parseRevision(cursor: string): bigint {

@@ -11,14 +11,22 @@
 //   check-and-insert no other process can interleave with.
 // - Expiry is lazy, as there is no server to run timers: an expired row is
 //   invisible to every read, and whoever notices it first (any read, write
-//   or watch poll, in any process) deletes it and logs a 'delete' change, so
-//   watchers see it lapse as they would see an etcd lease expire.
+//   or watch poll, in any process) deletes it and logs a 'delete' change
+//   marked `expired`, so watchers see it lapse as they would see an etcd
+//   lease expire, and can tell a lapse from an operator's delete.
+// - Expiry is measured on the host's boot clock (CLOCK_BOOTTIME, read from
+//   /proc/uptime), not the wall clock: every daemon sharing the file runs on
+//   this one host, and a wall-clock step (NTP, a bad RTC) must not lapse
+//   every lease at once. A row written during another boot (the file
+//   outlived a reboot) falls back to its wall-clock expiry.
 // - Every put and delete appends to `changes`, whose AUTOINCREMENT key is the
 //   store's revision: monotonic, never reused, and committed in order because
 //   writers are serialized. A watch polls for changes after its cursor. The
 //   log is trimmed to the last `changeRetention` rows; `meta.compacted` is the
 //   highest trimmed revision, and a cursor below it (or beyond the newest
 //   revision: the file was replaced) gets a snapshot, as etcd's compaction does.
+// - The file and its -wal/-shm are 0600 (they hold every node's address and
+//   VtepMAC and the network config); a directory made for it is 0755.
 // - better-sqlite3 is synchronous; each statement is small, so the async
 //   interface just wraps it (a write may block the event loop for at most
 //   the busy timeout while another process holds the lock).
@@ -28,17 +36,16 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 
 import type { Cidr4 } from '../cidr';
+import { DEFAULT_STORE_PATH } from '../defaults';
+import { chmodIfExists, ensureDir, ensureFileMode } from '../fsutil';
 import type { Logger } from '../log';
-import { parseSubnetKey, subnetKey } from '../subnet/key';
-import { decodeLeaseAttrs, encodeLeaseAttrs } from './lease-json';
-import { ConfigNotFoundError, type Lease, type LeaseAttrs, type LeaseEvent, type LeaseStore, SubnetTakenError, type WatchBatch } from './types';
 import { sleep } from '../sleep';
+import { subnetKey } from '../subnet/key';
+import { leaseOfEntry, Outage, subnetOfKey } from './common';
+import { encodeLeaseValue } from './lease-json';
+import { type Lease, type LeaseAttrs, type LeaseEvent, type LeaseStore, SubnetTakenError, type WatchBatch } from './types';
 
-export const DEFAULT_SQLITE_PATH = '/var/lib/weft/leases.db';
-
-const SCHEMA_VERSION = 1;
-const BACKOFF_MIN_MS = 100;
-const BACKOFF_MAX_MS = 5_000;
+const SCHEMA_VERSION = 2;
 /** Changes read per poll; a longer backlog is read in several batches. */
 const PAGE = 1000;
 
@@ -46,8 +53,6 @@ export interface SqliteStoreOptions {
   /** The database file; its directory is created. Default /var/lib/weft/leases.db. */
   path?: string;
   log: Logger;
-  /** The network config text (e.g. --net-config-path's content) to store as <config>. */
-  networkConfig?: string;
   /** How long a write waits for another process's lock. Default 5000 ms. */
   busyTimeoutMs?: number;
   /** How often a watch polls the change log. Default 200 ms. */
@@ -56,87 +61,96 @@ export interface SqliteStoreOptions {
   changeRetention?: number;
 }
 
-interface LeaseRow {
+export interface LeaseRow {
   key: string;
   value: string;
   expires_at: number | null;
+  expires_boot: number | null;
+  boot_id: string | null;
 }
 
-interface ChangeRow {
+interface ChangeRow extends LeaseRow {
   revision: number;
-  key: string;
   op: 'put' | 'delete';
-  value: string | null;
-  expires_at: number | null;
+  cause: 'expired' | null;
 }
 
 type Poll = { kind: 'snapshot'; leases: Lease[]; cursor: number } | { kind: 'changes'; rows: ChangeRow[] };
 
+/** This host's boot, and its boot clock in ms: the basis of every expiry. */
+export const hostClock = {
+  bootId: fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
+  bootNowMs(): number {
+    return Math.round(Number.parseFloat(fs.readFileSync('/proc/uptime', 'utf8')) * 1000);
+  },
+};
+
+/** The named parameters every liveness query takes. */
+function clockParams(): { boot: string; bootNow: number; wallNow: number } {
+  return { boot: hostClock.bootId, bootNow: hostClock.bootNowMs(), wallNow: Date.now() };
+}
+
 export class SqliteStore implements LeaseStore {
   readonly path: string;
-  private readonly db: Database.Database;
-  private readonly log: Logger;
+  readonly description: string;
+  protected readonly db: Database.Database;
+  protected readonly log: Logger;
   private readonly pollIntervalMs: number;
   private readonly changeRetention: number;
   private readonly closing = new AbortController();
-  private readonly stmt: ReturnType<typeof prepare>;
+  protected readonly stmt: ReturnType<typeof prepare>;
 
   constructor(opts: SqliteStoreOptions) {
-    this.path = opts.path ?? DEFAULT_SQLITE_PATH;
+    this.path = opts.path ?? DEFAULT_STORE_PATH;
+    this.description = `embedded store ${this.path}`;
     this.log = opts.log;
     this.pollIntervalMs = opts.pollIntervalMs ?? 200;
     this.changeRetention = opts.changeRetention ?? 10_000;
     try {
-      fs.mkdirSync(path.dirname(this.path), { recursive: true });
+      ensureDir(path.dirname(this.path));
+      ensureFileMode(this.path, 0o600);
+      for (const side of ['-wal', '-shm']) chmodIfExists(this.path + side, 0o600);
       this.db = new Database(this.path, { timeout: opts.busyTimeoutMs ?? 5_000 });
       this.db.pragma('journal_mode = WAL');
       // Leases are few and rarely written: pay for durability across power loss.
       this.db.pragma('synchronous = FULL');
       this.db.transaction(() => migrate(this.db)).immediate();
     } catch (err) {
-      throw new Error(`cannot open the lease store ${this.path}: ${(err as Error).message}`, { cause: err });
+      const e = err as NodeJS.ErrnoException;
+      const why = e.code === 'EACCES' || e.code === 'EROFS' ? `${e.code}: no permission to write it (read-only?)` : e.message;
+      throw new Error(`cannot open the lease store ${this.path}: ${why}`, { cause: err });
     }
     this.stmt = prepare(this.db);
-    if (opts.networkConfig !== undefined) this.seedConfig(opts.networkConfig);
-  }
-
-  async getNetworkConfig(): Promise<string> {
-    const row = this.stmt.getConfig.get() as { value: string } | undefined;
-    if (!row) {
-      throw new ConfigNotFoundError(`network config not found in the lease store ${this.path}: pass --net-config-path to seed it`);
-    }
-    return row.value;
   }
 
   async createLease(subnet: Cidr4, attrs: LeaseAttrs, ttlSeconds: number): Promise<Date | null> {
     const key = subnetKey(subnet);
-    const value = encodeLeaseAttrs(attrs);
+    const value = encodeLeaseValue(attrs);
     return this.write(() => {
-      const now = Date.now();
-      this.reapLocked(now);
-      if (this.stmt.getLease.get(key, now)) throw new SubnetTakenError(subnet);
-      return this.putLocked(key, value, expiresAt(now, ttlSeconds));
+      const clock = clockParams();
+      this.reapLocked(clock);
+      if (this.stmt.getLease.get({ key, ...clock })) throw new SubnetTakenError(subnet);
+      return this.putLocked(key, value, ttlSeconds, clock);
     });
   }
 
   async updateLease(subnet: Cidr4, attrs: LeaseAttrs, ttlSeconds: number): Promise<Date | null> {
-    const value = encodeLeaseAttrs(attrs);
-    return this.putRaw(subnetKey(subnet), value, ttlSeconds);
+    const key = subnetKey(subnet);
+    const value = encodeLeaseValue(attrs);
+    return this.write(() => {
+      const clock = clockParams();
+      this.reapLocked(clock);
+      return this.putLocked(key, value, ttlSeconds, clock);
+    });
   }
 
   async deleteLease(subnet: Cidr4): Promise<void> {
-    this.deleteRaw(subnetKey(subnet));
-  }
-
-  async getLease(subnet: Cidr4): Promise<Lease | null> {
-    this.reap();
-    const row = this.stmt.getLease.get(subnetKey(subnet), Date.now()) as LeaseRow | undefined;
-    return row ? this.leaseOf(row) : null;
+    this.deleteKey(subnetKey(subnet));
   }
 
   async listLeases(): Promise<{ leases: Lease[]; cursor: string }> {
     this.reap();
-    const { leases, cursor } = this.db.transaction(() => this.snapshotLocked(Date.now())).deferred();
+    const { leases, cursor } = this.db.transaction(() => this.snapshotLocked()).deferred();
     return { leases, cursor: String(cursor) };
   }
 
@@ -144,17 +158,14 @@ export class SqliteStore implements LeaseStore {
     const abort = AbortSignal.any([signal, this.closing.signal]);
     if (!/^\d+$/.test(cursor)) throw new Error(`invalid lease store cursor ${JSON.stringify(cursor)}: expected a revision`);
     let rev = Number(cursor);
-    let backoffMs = BACKOFF_MIN_MS;
-    let failingSince: number | null = null;
+    const outage = new Outage(this.log, 'lease store', { path: this.path });
 
     while (!abort.aborted) {
       let more = false;
       try {
         this.reap();
         const poll = this.db.transaction((): Poll => this.pollLocked(rev)).deferred();
-        if (failingSince !== null) this.log.info({ path: this.path, outageMs: Date.now() - failingSince }, 'lease store readable again');
-        failingSince = null;
-        backoffMs = BACKOFF_MIN_MS;
+        outage.recovered();
         if (poll.kind === 'snapshot') {
           rev = poll.cursor;
           yield { kind: 'snapshot', leases: poll.leases, cursor: String(rev) };
@@ -166,12 +177,7 @@ export class SqliteStore implements LeaseStore {
         }
       } catch (err) {
         if (abort.aborted) break;
-        if (failingSince === null) {
-          failingSince = Date.now();
-          this.log.warn({ path: this.path, err: (err as Error).message }, 'cannot read the lease store; retrying with backoff');
-        }
-        await sleep(backoffMs, abort);
-        backoffMs = Math.min(backoffMs * 2, BACKOFF_MAX_MS);
+        await outage.failed(err, abort);
         continue;
       }
       if (!more) await sleep(this.pollIntervalMs, abort);
@@ -184,39 +190,9 @@ export class SqliteStore implements LeaseStore {
     this.db.close();
   }
 
-  // --- tooling: the embedded store's `etcdctl` ------------------------------
-
-  /** Writes any key and value text as given (a lease by hand, or a malformed one for a test). */
-  putRaw(key: string, value: string, ttlSeconds: number): Date | null {
-    return this.write(() => {
-      const now = Date.now();
-      this.reapLocked(now);
-      return this.putLocked(key, value, expiresAt(now, ttlSeconds));
-    });
-  }
-
-  /** The stored text of a key, if present and not expired. */
-  getRaw(key: string): { value: string; expiration: Date | null } | null {
-    const row = this.stmt.getLease.get(key, Date.now()) as LeaseRow | undefined;
-    return row ? { value: row.value, expiration: row.expires_at === null ? null : new Date(row.expires_at) } : null;
-  }
-
-  deleteRaw(key: string): void {
-    this.write(() => {
-      const now = Date.now();
-      this.reapLocked(now);
-      if (this.stmt.deleteLease.run(key).changes > 0) this.logChange(key, 'delete', null, null);
-    });
-  }
-
-  /** Trims the change log to its newest keepLast rows; returns the highest revision trimmed. */
-  compactChanges(keepLast = 0): number {
-    return this.write(() => this.trimLocked(keepLast));
-  }
-
   // --- internals; "Locked" = the caller is inside a transaction -------------
 
-  private write<T>(fn: () => T): T {
+  protected write<T>(fn: () => T): T {
     try {
       return this.db.transaction(fn).immediate();
     } catch (err) {
@@ -226,27 +202,41 @@ export class SqliteStore implements LeaseStore {
     }
   }
 
-  private seedConfig(text: string): void {
+  protected deleteKey(key: string): void {
     this.write(() => {
-      const row = this.stmt.getConfig.get() as { value: string } | undefined;
-      if (row?.value !== text) this.stmt.putConfig.run(text);
+      this.reapLocked(clockParams());
+      if (this.stmt.deleteLease.run(key).changes > 0) this.logChange(key, 'delete', null, null);
     });
   }
 
-  private putLocked(key: string, value: string, expires: number | null): Date | null {
-    const revision = this.logChange(key, 'put', value, expires);
-    this.stmt.putLease.run(key, value, expires, revision);
-    return expires === null ? null : new Date(expires);
+  protected putLocked(key: string, value: string, ttlSeconds: number, clock: ReturnType<typeof clockParams>): Date | null {
+    const row: LeaseRow =
+      ttlSeconds > 0
+        ? { key, value, expires_at: clock.wallNow + ttlSeconds * 1000, expires_boot: clock.bootNow + ttlSeconds * 1000, boot_id: clock.boot }
+        : { key, value, expires_at: null, expires_boot: null, boot_id: null };
+    const revision = this.logChange(key, 'put', row, null);
+    this.stmt.putLease.run({ ...row, revision });
+    return row.expires_at === null ? null : new Date(row.expires_at);
   }
 
-  private logChange(key: string, op: 'put' | 'delete', value: string | null, expires: number | null): number {
-    const revision = Number(this.stmt.addChange.run(key, op, value, expires).lastInsertRowid);
+  private logChange(key: string, op: 'put' | 'delete', row: LeaseRow | null, cause: 'expired' | null): number {
+    const revision = Number(
+      this.stmt.addChange.run({
+        key,
+        op,
+        value: row?.value ?? null,
+        expires_at: row?.expires_at ?? null,
+        expires_boot: row?.expires_boot ?? null,
+        boot_id: row?.boot_id ?? null,
+        cause,
+      }).lastInsertRowid,
+    );
     // Trim now and then rather than on every write.
     if (revision % 100 === 0) this.trimLocked(this.changeRetention);
     return revision;
   }
 
-  private trimLocked(keepLast: number): number {
+  protected trimLocked(keepLast: number): number {
     const upTo = this.currentRevisionLocked() - keepLast;
     const compacted = this.compactedLocked();
     if (upTo <= compacted) return compacted;
@@ -255,15 +245,15 @@ export class SqliteStore implements LeaseStore {
     return upTo;
   }
 
-  /** Deletes expired rows (if any, in a write transaction) so their deletes reach watchers. */
+  /** Deletes expired rows (if any, in a write transaction) so their lapse reaches watchers. */
   private reap(): void {
-    if (this.stmt.anyExpired.get(Date.now())) this.write(() => this.reapLocked(Date.now()));
+    if (this.stmt.anyExpired.get(clockParams())) this.write(() => this.reapLocked(clockParams()));
   }
 
-  private reapLocked(now: number): void {
-    for (const row of this.stmt.expired.all(now) as LeaseRow[]) {
+  private reapLocked(clock: ReturnType<typeof clockParams>): void {
+    for (const row of this.stmt.expired.all(clock) as LeaseRow[]) {
       this.stmt.deleteLease.run(row.key);
-      this.logChange(row.key, 'delete', null, null);
+      this.logChange(row.key, 'delete', null, 'expired');
       this.log.debug({ key: row.key }, 'lease expired');
     }
   }
@@ -278,9 +268,9 @@ export class SqliteStore implements LeaseStore {
     return row?.value ?? 0;
   }
 
-  private snapshotLocked(now: number): { leases: Lease[]; cursor: number } {
+  private snapshotLocked(): { leases: Lease[]; cursor: number } {
     const leases: Lease[] = [];
-    for (const row of this.stmt.listLeases.all(now) as LeaseRow[]) {
+    for (const row of this.stmt.listLeases.all(clockParams()) as LeaseRow[]) {
       const lease = this.leaseOf(row);
       if (lease) leases.push(lease);
     }
@@ -288,9 +278,11 @@ export class SqliteStore implements LeaseStore {
   }
 
   private pollLocked(rev: number): Poll {
-    if (rev < this.compactedLocked() || rev > this.currentRevisionLocked()) {
-      this.log.info({ path: this.path, cursor: rev, compacted: this.compactedLocked(), current: this.currentRevisionLocked() }, 'lease store change log does not reach the watch cursor; listing leases again');
-      return { kind: 'snapshot', ...this.snapshotLocked(Date.now()) };
+    const compacted = this.compactedLocked();
+    const current = this.currentRevisionLocked();
+    if (rev < compacted || rev > current) {
+      this.log.info({ path: this.path, cursor: rev, compacted, current }, 'lease store change log does not reach the watch cursor; listing leases again');
+      return { kind: 'snapshot', ...this.snapshotLocked() };
     }
     return { kind: 'changes', rows: this.stmt.changesSince.all(rev, PAGE) as ChangeRow[] };
   }
@@ -299,10 +291,10 @@ export class SqliteStore implements LeaseStore {
     const events: LeaseEvent[] = [];
     for (const row of rows) {
       if (row.op === 'delete') {
-        const subnet = this.subnetOf(row.key);
-        if (subnet) events.push({ type: 'removed', subnet });
+        const subnet = subnetOfKey(row.key, row.key, this.log);
+        if (subnet) events.push({ type: 'removed', subnet, cause: row.cause === 'expired' ? 'expired' : 'deleted' });
       } else {
-        const lease = this.leaseOf({ key: row.key, value: row.value ?? '', expires_at: row.expires_at });
+        const lease = this.leaseOf(row);
         if (lease) events.push({ type: 'added', lease });
       }
     }
@@ -310,79 +302,87 @@ export class SqliteStore implements LeaseStore {
   }
 
   /** A row as a Lease, or null with a warning naming the key. */
-  private leaseOf(row: LeaseRow): Lease | null {
-    const subnet = this.subnetOf(row.key);
-    if (!subnet) return null;
-    try {
-      const attrs = decodeLeaseAttrs(row.value);
-      return { subnet, attrs, expiration: row.expires_at === null ? null : new Date(row.expires_at) };
-    } catch (err) {
-      this.log.warn({ key: row.key, err: (err as Error).message }, 'skipping malformed lease');
-      return null;
-    }
+  protected leaseOf(row: LeaseRow): Lease | null {
+    const subnet = subnetOfKey(row.key, row.key, this.log);
+    return subnet ? leaseOfEntry(row.key, subnet, row.value ?? '', expirationOf(row), this.log) : null;
   }
+}
 
-  private subnetOf(key: string): Cidr4 | null {
-    const subnet = key.includes('/') ? null : parseSubnetKey(key);
-    if (!subnet) this.log.warn({ key }, 'skipping key that does not name a subnet');
-    return subnet;
+/** A row's expiry as a wall-clock Date, reckoned on the boot clock when the row is from this boot. */
+function expirationOf(row: LeaseRow): Date | null {
+  if (row.expires_at === null) return null;
+  if (row.boot_id === hostClock.bootId && row.expires_boot !== null) {
+    return new Date(Date.now() + (row.expires_boot - hostClock.bootNowMs()));
   }
+  return new Date(row.expires_at);
 }
 
 function migrate(db: Database.Database): void {
   const version = db.pragma('user_version', { simple: true }) as number;
   if (version === SCHEMA_VERSION) return;
-  if (version !== 0) throw new Error(`unknown lease store schema version ${version} (this weft knows ${SCHEMA_VERSION})`);
+  if (version === 0) {
+    db.exec(`
+      CREATE TABLE config (
+        id    INTEGER PRIMARY KEY CHECK (id = 0),
+        value TEXT NOT NULL                      -- unused since schema 2: each daemon reads its own net-conf.json
+      );
+      CREATE TABLE leases (
+        key        TEXT PRIMARY KEY,             -- flannel's subnet key: 10.5.52.0-24
+        value      TEXT NOT NULL,                -- flannel's lease JSON, byte for byte
+        expires_at INTEGER,                      -- wall-clock ms; NULL = reservation
+        revision   INTEGER NOT NULL              -- changes.revision of the last put
+      ) WITHOUT ROWID;
+      CREATE INDEX leases_expiry ON leases (expires_at) WHERE expires_at IS NOT NULL;
+      CREATE TABLE changes (
+        revision   INTEGER PRIMARY KEY AUTOINCREMENT,
+        key        TEXT NOT NULL,
+        op         TEXT NOT NULL CHECK (op IN ('put', 'delete')),
+        value      TEXT,
+        expires_at INTEGER
+      );
+      CREATE TABLE meta (
+        name  TEXT PRIMARY KEY,                  -- 'compacted': highest revision trimmed from changes
+        value INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `);
+  } else if (version !== 1) {
+    throw new Error(`unknown lease store schema version ${version} (this weft knows ${SCHEMA_VERSION})`);
+  }
+  // Version 2: expiry on the boot clock, and deletes that say they were a lapse.
   db.exec(`
-    CREATE TABLE config (
-      id    INTEGER PRIMARY KEY CHECK (id = 0),
-      value TEXT NOT NULL                      -- net-conf.json text, as <prefix>/config in etcd
-    );
-    CREATE TABLE leases (
-      key        TEXT PRIMARY KEY,             -- flannel's subnet key: 10.5.52.0-24
-      value      TEXT NOT NULL,                -- flannel's lease JSON, byte for byte
-      expires_at INTEGER,                      -- ms since the epoch; NULL = reservation
-      revision   INTEGER NOT NULL              -- changes.revision of the last put
-    ) WITHOUT ROWID;
-    CREATE INDEX leases_expiry ON leases (expires_at) WHERE expires_at IS NOT NULL;
-    CREATE TABLE changes (
-      revision   INTEGER PRIMARY KEY AUTOINCREMENT,
-      key        TEXT NOT NULL,
-      op         TEXT NOT NULL CHECK (op IN ('put', 'delete')),
-      value      TEXT,
-      expires_at INTEGER
-    );
-    CREATE TABLE meta (
-      name  TEXT PRIMARY KEY,                  -- 'compacted': highest revision trimmed from changes
-      value INTEGER NOT NULL
-    ) WITHOUT ROWID;
+    ALTER TABLE leases ADD COLUMN expires_boot INTEGER;  -- boot-clock ms (CLOCK_BOOTTIME)
+    ALTER TABLE leases ADD COLUMN boot_id TEXT;          -- the boot expires_boot belongs to
+    ALTER TABLE changes ADD COLUMN expires_boot INTEGER;
+    ALTER TABLE changes ADD COLUMN boot_id TEXT;
+    ALTER TABLE changes ADD COLUMN cause TEXT;           -- 'expired' on a delete that was a lapse
     PRAGMA user_version = ${SCHEMA_VERSION};
   `);
 }
 
+const LIVE = '(expires_at IS NULL OR (boot_id = @boot AND expires_boot > @bootNow) OR (boot_id IS NOT @boot AND expires_at > @wallNow))';
+const LAPSED = '(expires_at IS NOT NULL AND ((boot_id = @boot AND expires_boot <= @bootNow) OR (boot_id IS NOT @boot AND expires_at <= @wallNow)))';
+const COLUMNS = 'key, value, expires_at, expires_boot, boot_id';
+
 function prepare(db: Database.Database) {
   return {
-    getConfig: db.prepare('SELECT value FROM config WHERE id = 0'),
-    putConfig: db.prepare('INSERT INTO config (id, value) VALUES (0, ?) ON CONFLICT (id) DO UPDATE SET value = excluded.value'),
-    getLease: db.prepare('SELECT key, value, expires_at FROM leases WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)'),
-    listLeases: db.prepare('SELECT key, value, expires_at FROM leases WHERE expires_at IS NULL OR expires_at > ? ORDER BY key'),
+    getLease: db.prepare(`SELECT ${COLUMNS} FROM leases WHERE key = @key AND ${LIVE}`),
+    listLeases: db.prepare(`SELECT ${COLUMNS} FROM leases WHERE ${LIVE} ORDER BY key`),
     putLease: db.prepare(
-      'INSERT INTO leases (key, value, expires_at, revision) VALUES (?, ?, ?, ?) ' +
-        'ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, revision = excluded.revision',
+      `INSERT INTO leases (${COLUMNS}, revision) VALUES (@key, @value, @expires_at, @expires_boot, @boot_id, @revision) ` +
+        'ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, ' +
+        'expires_boot = excluded.expires_boot, boot_id = excluded.boot_id, revision = excluded.revision',
     ),
     deleteLease: db.prepare('DELETE FROM leases WHERE key = ?'),
-    anyExpired: db.prepare('SELECT 1 FROM leases WHERE expires_at <= ? LIMIT 1'),
-    expired: db.prepare('SELECT key, value, expires_at FROM leases WHERE expires_at <= ? ORDER BY key'),
-    addChange: db.prepare('INSERT INTO changes (key, op, value, expires_at) VALUES (?, ?, ?, ?)'),
-    changesSince: db.prepare('SELECT revision, key, op, value, expires_at FROM changes WHERE revision > ? ORDER BY revision LIMIT ?'),
+    anyExpired: db.prepare(`SELECT 1 FROM leases WHERE ${LAPSED} LIMIT 1`),
+    expired: db.prepare(`SELECT ${COLUMNS} FROM leases WHERE ${LAPSED} ORDER BY key`),
+    addChange: db.prepare(
+      'INSERT INTO changes (key, op, value, expires_at, expires_boot, boot_id, cause) ' +
+        'VALUES (@key, @op, @value, @expires_at, @expires_boot, @boot_id, @cause)',
+    ),
+    changesSince: db.prepare(`SELECT revision, op, cause, ${COLUMNS} FROM changes WHERE revision > ? ORDER BY revision LIMIT ?`),
     trimChanges: db.prepare('DELETE FROM changes WHERE revision <= ?'),
     currentRevision: db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'changes'"),
     getCompacted: db.prepare("SELECT value FROM meta WHERE name = 'compacted'"),
     setCompacted: db.prepare("INSERT INTO meta (name, value) VALUES ('compacted', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value"),
   };
 }
-
-function expiresAt(now: number, ttlSeconds: number): number | null {
-  return ttlSeconds > 0 ? now + ttlSeconds * 1000 : null;
-}
-

@@ -1,26 +1,38 @@
-// The lease store: one interface, two implementations (etcd v3 with
-// flannel's layout, and an embedded SQLite file for one host). Values are
-// flannel's: a weft node and a flannel node can share one store.
+// The lease registry: flannel's key/value layout behind one interface, with
+// two implementations (etcd v3, and an embedded SQLite file for one host).
+// Values are flannel's: a weft node and a flannel node can share one store.
+//
+// A lease is decoded and checked once, here at the store boundary
+// (lease-json.ts); everything above works on the typed Lease below and never
+// re-parses text. The subnet manager (src/subnet/manager.ts) builds flannel's
+// acquisition and renewal on top of this interface.
 import type { Cidr4 } from '../cidr';
 
-/** flannel's LeaseAttrs, field for field (pkg/subnet/subnet.go). */
-export interface LeaseAttrs {
-  PublicIP: string;
-  PublicIPv6: string | null;
-  /** "vxlan"; absent on flannel's udp leases. */
-  BackendType?: string;
-  /** vxlan: {"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:ff"}. */
-  BackendData?: unknown;
-}
+/** What a lease says about its node's backend (flannel's BackendType + BackendData). */
+export type LeaseBackend =
+  /** flannel's udp leases carry no BackendType at all. */
+  | { type: 'udp' }
+  | { type: 'vxlan'; vni: number; /** lowercase, colon separated */ vtepMac: string }
+  | { type: 'host-gw' }
+  /** Any backend weft does not run (ipip, wireguard, ...): kept so it can be ignored by name. */
+  | { type: 'other'; name: string };
 
 export interface Lease {
   subnet: Cidr4;
-  attrs: LeaseAttrs;
+  /** The node's public IPv4 address (host order). */
+  publicIp: number;
+  backend: LeaseBackend;
   /** When the lease lapses; null for a reservation (a key with no TTL). */
   expiration: Date | null;
 }
 
-export type LeaseEvent = { type: 'added'; lease: Lease } | { type: 'removed'; subnet: Cidr4 };
+/** Our own lease's content: what we publish. */
+export type LeaseAttrs = Pick<Lease, 'publicIp' | 'backend'>;
+
+export type LeaseEvent =
+  | { type: 'added'; lease: Lease }
+  /** `expired`: the store let it lapse (a TTL ran out); `deleted`: someone removed it. */
+  | { type: 'removed'; subnet: Cidr4; cause: 'deleted' | 'expired' };
 
 /**
  * One batch from a watch: either changes since the last batch, or (after a
@@ -46,8 +58,8 @@ export class ConfigNotFoundError extends Error {
 }
 
 export interface LeaseStore {
-  /** The raw text of the network config (etcd: <prefix>/config). Throws ConfigNotFoundError. */
-  getNetworkConfig(): Promise<string>;
+  /** Names the store for logs: "etcd http://10.0.0.5:2379" or "embedded store /var/lib/weft/leases.db". */
+  readonly description: string;
 
   /**
    * Creates the lease only if no key exists for the subnet (a transaction
@@ -60,8 +72,6 @@ export interface LeaseStore {
   updateLease(subnet: Cidr4, attrs: LeaseAttrs, ttlSeconds: number): Promise<Date | null>;
 
   deleteLease(subnet: Cidr4): Promise<void>;
-
-  getLease(subnet: Cidr4): Promise<Lease | null>;
 
   /** Every valid lease, and the cursor to watch from. Malformed keys/values are skipped with a warning naming the key. */
   listLeases(): Promise<{ leases: Lease[]; cursor: string }>;

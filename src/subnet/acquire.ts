@@ -8,7 +8,7 @@
 //   3. else a random pick among the first 100 free subnets from SubnetMin.
 // The store's create-if-absent is the only arbiter between nodes: losing
 // that race means a fresh list and another try.
-import { type Cidr4, formatCidr4, maskOf } from '../cidr';
+import { type Cidr4, formatCidr4, formatIp4, maskOf } from '../cidr';
 import type { Logger } from '../log';
 import { type Lease, type LeaseAttrs, type LeaseStore, SubnetTakenError } from '../store/types';
 import type { NetConf } from '../config/netconf';
@@ -47,14 +47,21 @@ function heldBy(leases: Lease[], subnet: Cidr4): Lease | undefined {
 /**
  * Free subnets from SubnetMin upwards, at most 100. "Free" means no lease
  * overlaps it (as flannel's Overlaps), so reservations and leases of another
- * length are never handed out.
+ * length are never handed out. Leases of the configured length are looked up
+ * in a set, so the walk past thousands of them stays linear.
  */
 export function freeSubnets(cfg: SubnetPool, leases: Lease[], limit = MAX_CANDIDATES): Cidr4[] {
   const size = 2 ** (32 - cfg.SubnetLen);
+  const taken = new Set<number>();
+  const odd: Lease[] = [];
+  for (const l of leases) {
+    if (l.subnet.prefixLen === cfg.SubnetLen) taken.add(l.subnet.ip);
+    else odd.push(l);
+  }
   const out: Cidr4[] = [];
   for (let ip = cfg.SubnetMin; ip <= cfg.SubnetMax && out.length < limit; ip += size) {
     const sn = { ip, prefixLen: cfg.SubnetLen };
-    if (!heldBy(leases, sn)) out.push(sn);
+    if (!taken.has(ip) && !heldBy(odd, sn)) out.push(sn);
   }
   return out;
 }
@@ -65,7 +72,7 @@ export async function acquireLease(store: LeaseStore, cfg: SubnetPool, attrs: Le
     const lease = await tryAcquire(store, cfg, attrs, opts);
     if (lease) return lease;
   }
-  throw new Error('Max retries reached trying to acquire a subnet'); // flannel's words
+  throw new Error('max retries reached trying to acquire a subnet'); // flannel's words
 }
 
 /** One pass; null when another node created our chosen subnet first. */
@@ -75,18 +82,19 @@ async function tryAcquire(store: LeaseStore, cfg: SubnetPool, attrs: LeaseAttrs,
 
   // 1. Our own lease. flannel looks at the first lease with our IP only; we
   // prefer any compatible one, so a stale one listed first cannot cost us ours.
-  const own = leases.filter((l) => l.attrs.PublicIP === attrs.PublicIP);
+  const ip = formatIp4(attrs.publicIp);
+  const own = leases.filter((l) => l.publicIp === attrs.publicIp);
   const keep = own.find((l) => isCompatible(cfg, l.subnet));
   if (keep) {
     const s = formatCidr4(keep.subnet);
-    log.info({ subnet: s, publicIp: attrs.PublicIP }, `found lease ${s} for current IP ${attrs.PublicIP}, reusing`);
+    log.info({ subnet: s, publicIp: ip }, `found lease ${s} for current IP ${ip}, reusing`);
     // A reservation (no expiration) is renewed without a TTL, so it stays one.
     const expiration = await store.updateLease(keep.subnet, attrs, keep.expiration === null ? 0 : opts.ttlSeconds);
-    return { subnet: keep.subnet, attrs, expiration };
+    return { subnet: keep.subnet, ...attrs, expiration };
   }
   for (const l of own) {
     const s = formatCidr4(l.subnet);
-    log.info({ subnet: s, publicIp: attrs.PublicIP }, `found lease ${s} for current IP ${attrs.PublicIP} but not compatible with current config, deleting`);
+    log.info({ subnet: s, publicIp: ip }, `found lease ${s} for current IP ${ip} but not compatible with current config, deleting`);
     await store.deleteLease(l.subnet);
   }
   leases = leases.filter((l) => !own.includes(l));
@@ -100,7 +108,8 @@ async function tryAcquire(store: LeaseStore, cfg: SubnetPool, attrs: LeaseAttrs,
     if (!isCompatible(cfg, prev)) {
       log.warn({ subnet: s }, `previously leased subnet ${s} is not compatible with the network config, ignoring`);
     } else if (holder) {
-      log.info({ subnet: s, holder: holder.attrs.PublicIP }, `previously leased subnet ${s} is now held by ${holder.attrs.PublicIP}, picking another`);
+      const by = formatIp4(holder.publicIp);
+      log.info({ subnet: s, holder: by }, `previously leased subnet ${s} is now held by ${by}, picking another`);
     } else {
       log.info({ subnet: s }, `found previously leased subnet ${s}, reusing`);
       chosen = prev;
@@ -119,8 +128,8 @@ async function tryAcquire(store: LeaseStore, cfg: SubnetPool, attrs: LeaseAttrs,
   try {
     const expiration = await store.createLease(chosen, attrs, opts.ttlSeconds);
     const s = formatCidr4(chosen);
-    log.info({ subnet: s, publicIp: attrs.PublicIP }, `allocated lease ${s} to current node ${attrs.PublicIP}`);
-    return { subnet: chosen, attrs, expiration };
+    log.info({ subnet: s, publicIp: ip }, `allocated lease ${s} to current node ${ip}`);
+    return { subnet: chosen, ...attrs, expiration };
   } catch (e) {
     if (!(e instanceof SubnetTakenError)) throw e;
     log.info({ subnet: formatCidr4(chosen) }, `subnet ${formatCidr4(chosen)} was taken by another node meanwhile, retrying`);

@@ -1,10 +1,18 @@
 // subnet.env: the file flannel's CNI plugin reads (flannel's WriteSubnetFile
 // and ReadCIDRFromSubnetFile). Written whole into a temp file beside it and
 // renamed over it, so the plugin never sees half a file.
-import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+//
+// The directory may be shared with other writers (a hostPath volume), so the
+// temp file has an unpredictable name and is created exclusively without
+// following symlinks: nothing planted there can redirect the write. Reading
+// back does not follow a symlink either, and no error quotes the file's
+// content (it could be anything a symlink pointed at).
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, fchmodSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 import { type Cidr4, formatCidr4, parseCidr4 } from '../cidr';
+import { ensureDir } from '../fsutil';
 
 export interface SubnetEnv {
   network: Cidr4;
@@ -13,8 +21,6 @@ export interface SubnetEnv {
   mtu: number;
   ipMasq: boolean;
 }
-
-export const DEFAULT_SUBNET_FILE = '/run/flannel/subnet.env';
 
 export function formatSubnetEnv(env: SubnetEnv): string {
   const gateway: Cidr4 = { ip: env.subnet.ip + 1, prefixLen: env.subnet.prefixLen };
@@ -28,19 +34,18 @@ export function formatSubnetEnv(env: SubnetEnv): string {
 
 export function writeSubnetEnv(path: string, env: SubnetEnv): void {
   const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
-  // pid in the name: two daemons never share a subnet file, but a stale temp
-  // file from a crashed one must not be reused half-written.
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
+  ensureDir(dir);
+  const tmp = join(dir, `.${basename(path)}.${randomBytes(8).toString('hex')}.tmp`);
   try {
-    const fd = openSync(tmp, 'w', 0o644);
+    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
     try {
       writeSync(fd, formatSubnetEnv(env));
-      fchmodSync(fd, 0o644); // exactly 0644 whatever the umask
+      fchmodSync(fd, 0o644); // exactly 0644 whatever the umask, as flannel's renameio.IgnoreUmask
       fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
+    // rename() replaces a symlink at `path` itself; it never writes through it.
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
@@ -55,60 +60,61 @@ export function writeSubnetEnv(path: string, env: SubnetEnv): void {
   }
 }
 
-// Go's strconv.ParseBool, which flannel's CNI plugin uses for FLANNEL_IPMASQ.
-const BOOLS: Record<string, boolean> = {
-  '1': true, t: true, T: true, true: true, TRUE: true, True: true,
-  '0': false, f: false, F: false, false: false, FALSE: false, False: false,
-};
-
 /**
- * The values found (each may be missing), or null when there is no file.
+ * The values found, or null when there is no file. Like flannel, each key
+ * is read on its own: a bad FLANNEL_MTU does not lose FLANNEL_SUBNET.
  * FLANNEL_SUBNET gives back the subnet itself (10.5.72.1/24 -> 10.5.72.0/24),
- * as flannel reads it. Other keys (FLANNEL_IPV6_*) are ignored.
+ * as flannel reads it. Problems come back as `warnings` (naming the line,
+ * never quoting it); a symlink is not followed.
  */
-export function readSubnetEnv(path: string): Partial<SubnetEnv> | null {
+export function readSubnetEnv(path: string): { env: Partial<SubnetEnv>; warnings: string[] } | null {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      text = readFileSync(fd, 'utf8');
+    } finally {
+      closeSync(fd);
+    }
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    if (code === 'ELOOP') return { env: {}, warnings: [`${path} is a symlink; not following it`] };
     throw e;
   }
-  const out: Partial<SubnetEnv> = {};
+  const env: Partial<SubnetEnv> = {};
+  const warnings: string[] = [];
   text.split('\n').forEach((raw, i) => {
-    const fail = (why: string): never => {
-      throw new Error(`${path}:${i + 1}: ${why}`);
-    };
     // dotenv syntax as flannel's reader (godotenv) takes it: comments, blank lines, "export ", quotes.
     const line = raw.trim().replace(/^export\s+/, '');
     if (line === '' || line.startsWith('#')) return;
     const eq = line.indexOf('=');
-    if (eq <= 0) fail(`expected KEY=VALUE, got ${JSON.stringify(raw)}`);
+    if (eq <= 0) {
+      warnings.push(`${path}:${i + 1}: not a KEY=VALUE line`);
+      return;
+    }
     const key = line.slice(0, eq).trim();
     const value = line.slice(eq + 1).trim().replace(/^(["'])(.*)\1$/, '$2');
-    const cidr = (): Cidr4 => {
-      try {
-        return parseCidr4(value);
-      } catch (e) {
-        return fail(`${key}: ${(e as Error).message}`);
+    try {
+      switch (key) {
+        case 'FLANNEL_NETWORK':
+          env.network = parseCidr4(value);
+          break;
+        case 'FLANNEL_SUBNET':
+          env.subnet = parseCidr4(value);
+          break;
+        case 'FLANNEL_MTU':
+          if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 65535) throw new Error('not an MTU');
+          env.mtu = Number(value);
+          break;
+        case 'FLANNEL_IPMASQ':
+          // What flannel's CNI plugin does: exactly "true" is true.
+          env.ipMasq = value === 'true';
+          break;
       }
-    };
-    switch (key) {
-      case 'FLANNEL_NETWORK':
-        out.network = cidr();
-        break;
-      case 'FLANNEL_SUBNET':
-        out.subnet = cidr();
-        break;
-      case 'FLANNEL_MTU':
-        if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 65535) fail(`FLANNEL_MTU: not an MTU: ${JSON.stringify(value)}`);
-        out.mtu = Number(value);
-        break;
-      case 'FLANNEL_IPMASQ':
-        if (!Object.hasOwn(BOOLS, value)) fail(`FLANNEL_IPMASQ: not a boolean: ${JSON.stringify(value)}`);
-        out.ipMasq = BOOLS[value];
-        break;
+    } catch {
+      warnings.push(`${path}:${i + 1}: ${key} has a value that is not valid`);
     }
   });
-  return out;
+  return { env, warnings };
 }

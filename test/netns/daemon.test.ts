@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { DaemonProcess } from '../../lab/daemon-process';
+import { formatCidr4, formatIp4 } from '../../src/cidr';
 import { CLI } from '../../lab/engine-process';
 import { deleteNamespaces, type Netns, run, runPrefix } from '../../lab/netns';
 import { ping } from '../../lab/overlay';
@@ -42,7 +43,7 @@ async function nothingLeft(lab: Lab, nodeDir: string, storePath: string): Promis
     const store = new SqliteStore({ path: storePath, log: silentLogger() });
     try {
       const { leases } = await store.listLeases();
-      assert.deepEqual(leases.map((l) => `${l.subnet.ip >>> 24}.${(l.subnet.ip >>> 16) & 255}.${(l.subnet.ip >>> 8) & 255}.0 ${l.attrs.PublicIP}`), [], 'no lease taken');
+      assert.deepEqual(leases.map((l) => `${formatCidr4(l.subnet)} ${formatIp4(l.publicIp)}`), [], 'no lease taken');
     } finally {
       await store.close();
     }

@@ -12,12 +12,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 
-import { formatCidr4, parseCidr4 } from '../../src/cidr';
+import { formatCidr4, parseCidr4, parseIp4 } from '../../src/cidr';
 import { DaemonProcess } from '../../lab/daemon-process';
 import { deleteNamespaces, runPrefix } from '../../lab/netns';
 import { Lab } from '../../lab/topology';
 import type { CounterName } from '../../src/native';
-import { encodeLeaseAttrs } from '../../src/store/lease-json';
 import { SqliteStore } from '../../src/store/sqlite';
 import { silentLogger } from '../../src/log';
 
@@ -51,8 +50,8 @@ describe('flood of bad datagrams', () => {
       const db = path.join(dir, 'leases.db');
       // The attacker holds a lease, so its datagrams get past the peer check
       // and reach the parsers; .67 holds none.
-      const store = new SqliteStore({ path: db, log: silentLogger(), networkConfig: fs.readFileSync(conf, 'utf8') });
-      await store.createLease(parseCidr4('10.244.250.0/24'), { PublicIP: ATTACKER, PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: '02:de:ad:be:ef:01' } }, 3600);
+      const store = new SqliteStore({ path: db, log: silentLogger() });
+      await store.createLease(parseCidr4('10.244.250.0/24'), { publicIp: parseIp4(ATTACKER), backend: { type: 'vxlan', vni: 1, vtepMac: '02:de:ad:be:ef:01' } }, 3600);
       await store.close();
 
       const args = ['--net-config-path', conf, '--store-path', db];
@@ -72,7 +71,7 @@ describe('flood of bad datagrams', () => {
             innerSrc: '10.244.250.2', innerDst: n1.podIp, ...extra,
           })], timeoutMs),
         ) as { sent: Record<string, number>; total: number };
-      const counters = async () => (await daemons[0].status()).counters;
+      const counters = async () => (await daemons[0].status()).counters!;
       const drops = (c: Awaited<ReturnType<typeof counters>>) =>
         Object.entries(c).filter(([k]) => k.startsWith('rx_drop_')).reduce((n, [, v]) => n + v.packets, 0);
 

@@ -20,7 +20,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { parseCidr4 } from '../../src/cidr';
+import { formatIp4, parseCidr4 } from '../../src/cidr';
 import { DaemonProcess } from '../../lab/daemon-process';
 import { etcdctl } from '../../lab/etcd';
 import { ETCD_PREFIX, EtcdLab } from '../../lab/etcd-cluster';
@@ -115,7 +115,7 @@ describe(`${RACERS} daemons racing for ${RACERS} subnets`, () => {
       const owners = async () => {
         const store = new SqliteStore({ path: db, log: silentLogger() });
         try {
-          return new Map((await store.listLeases()).leases.map((l) => [`${(l.subnet.ip >>> 24) & 255}.${(l.subnet.ip >>> 16) & 255}.${(l.subnet.ip >>> 8) & 255}.0/${l.subnet.prefixLen}`, l.attrs.PublicIP]));
+          return new Map((await store.listLeases()).leases.map((l) => [`${(l.subnet.ip >>> 24) & 255}.${(l.subnet.ip >>> 16) & 255}.${(l.subnet.ip >>> 8) & 255}.0/${l.subnet.prefixLen}`, formatIp4(l.publicIp)]));
         } finally {
           await store.close();
         }

@@ -23,7 +23,7 @@ import { after, before, describe, it } from 'node:test';
 
 import pino from 'pino';
 
-import { type Cidr4, formatCidr4, parseCidr4 } from '../../src/cidr';
+import { type Cidr4, formatCidr4, formatIp4, parseCidr4, parseIp4 } from '../../src/cidr';
 import {
   type EtcdServer,
   etcdctlCompact,
@@ -37,6 +37,7 @@ import {
 import { deleteNamespaces, Netns, run, runPrefix } from '../../lab/netns';
 import { CONFIG_NOT_FOUND, EtcdStore } from '../../src/store/etcd';
 import { SqliteStore } from '../../src/store/sqlite';
+import { SqliteAdmin } from '../../lab/sqlite-admin';
 import {
   ConfigNotFoundError,
   type Lease,
@@ -55,9 +56,9 @@ after(() => {
   fs.rmSync(TMP, { recursive: true, force: true });
 });
 
-const VXLAN: LeaseAttrs = { PublicIP: '192.168.64.3', PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: 'c6:d2:32:6f:8f:44' } };
+const VXLAN: LeaseAttrs = { publicIp: parseIp4('192.168.64.3'), backend: { type: 'vxlan', vni: 1, vtepMac: 'c6:d2:32:6f:8f:44' } };
 const VXLAN_JSON = '{"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}';
-const UDP: LeaseAttrs = { PublicIP: '10.0.2.15', PublicIPv6: null };
+const UDP: LeaseAttrs = { publicIp: parseIp4('10.0.2.15'), backend: { type: 'udp' } };
 const UDP_JSON = '{"PublicIP":"10.0.2.15","PublicIPv6":null}';
 /** A lease as a flannel node on another host writes it. */
 const FLANNEL_PEER_JSON = '{"PublicIP":"192.168.64.9","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"2a:8e:51:0c:9d:17"}}';
@@ -84,6 +85,13 @@ const WARN = 40;
 function sn(text: string): Cidr4 {
   return parseCidr4(text);
 }
+
+/** One lease, looked up through the store's own list. */
+async function getLease(store: LeaseStore, subnet: Cidr4): Promise<Lease | null> {
+  return (await store.listLeases()).leases.find((l) => formatCidr4(l.subnet) === formatCidr4(subnet)) ?? null;
+}
+
+const attrsOf = (l: Lease | null | undefined) => (l ? { publicIp: l.publicIp, backend: l.backend } : l);
 
 async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, detail?: () => string): Promise<number> {
   const t0 = Date.now();
@@ -169,7 +177,6 @@ interface Harness {
   minTtl: number;
   /** The full key of a subnet, as a warning names it. */
   keyOf(subnetKeyText: string): string;
-  seedConfig(text: string): Promise<void>;
   rawValue(subnet: Cidr4): Promise<Buffer | null>;
   /** Writes a key by hand, as another (flannel) node would; ttl 0 = no lease. */
   putByHand(keyName: string, value: string, ttlSeconds: number): Promise<void>;
@@ -194,7 +201,6 @@ function etcdHarness(server: () => EtcdServer): HarnessFactory {
       lines,
       minTtl: 2, // etcd 3.4 raises shorter TTLs to 2 s (1.5 x the election timeout)
       keyOf: (k) => `${prefix}/subnets/${k}`,
-      seedConfig: (text) => etcdctlPut(endpoint, `${prefix}/config`, text),
       rawValue: async (subnet) => (await etcdctlGet(endpoint, `${prefix}/subnets/${subnetKey(subnet)}`))?.value ?? null,
       putByHand: async (k, value, ttl) => {
         const lease = ttl > 0 ? await etcdctlLeaseGrant(endpoint, ttl) : undefined;
@@ -213,8 +219,8 @@ function sqliteHarness(): HarnessFactory {
     const { log, lines } = captureLogger();
     const store = new SqliteStore({ path: file, log });
     // The "other node": a second connection to the same file.
-    const other = (): SqliteStore => new SqliteStore({ path: file, log: pino({ level: 'silent' }) });
-    const withOther = async <T>(fn: (s: SqliteStore) => T): Promise<T> => {
+    const other = (): SqliteAdmin => new SqliteAdmin({ path: file, log: pino({ level: 'silent' }) });
+    const withOther = async <T>(fn: (s: SqliteAdmin) => T): Promise<T> => {
       const s = other();
       try {
         return fn(s);
@@ -227,7 +233,6 @@ function sqliteHarness(): HarnessFactory {
       lines,
       minTtl: 1,
       keyOf: (k) => k,
-      seedConfig: async (text) => void (await new SqliteStore({ path: file, log: pino({ level: 'silent' }), networkConfig: text }).close()),
       rawValue: (subnet) => withOther((s) => {
         const raw = s.getRaw(subnetKey(subnet));
         return raw ? Buffer.from(raw.value) : null;
@@ -253,17 +258,7 @@ function contract(make: HarnessFactory): void {
     for (const h of open) await h.close();
   });
 
-  it('reads the network config, and says how to provide a missing one', async () => {
-    const h = await harness({ defaultPrefix: true });
-    await assert.rejects(h.store.getNetworkConfig(), (err: Error) => {
-      assert.ok(err instanceof ConfigNotFoundError, `${err.name}: ${err.message}`);
-      if (h.store instanceof EtcdStore) assert.equal(err.message, CONFIG_NOT_FOUND);
-      else assert.match(err.message, /leases-\d+\.db.*--net-config-path/);
-      return true;
-    });
-    await h.seedConfig(NET_CONF);
-    assert.equal(await h.store.getNetworkConfig(), NET_CONF);
-  });
+
 
   it('creates a lease once: a second create of the subnet is SubnetTakenError', async () => {
     const h = await harness();
@@ -277,10 +272,10 @@ function contract(make: HarnessFactory): void {
       return true;
     });
     // The loser changed nothing.
-    const lease = await h.store.getLease(sn('10.5.52.0/24'));
-    assert.deepEqual(lease?.attrs, VXLAN);
+    const lease = await getLease(h.store, sn('10.5.52.0/24'));
+    assert.deepEqual(attrsOf(lease), VXLAN);
     assert.ok(lease?.expiration && Math.abs(lease.expiration.getTime() - (t0 + 600_000)) < 2_500);
-    assert.equal(await h.store.getLease(sn('10.5.53.0/24')), null);
+    assert.equal(await getLease(h.store, sn('10.5.53.0/24')), null);
   });
 
   it('stores flannel\'s exact bytes for vxlan and udp leases', async () => {
@@ -302,7 +297,7 @@ function contract(make: HarnessFactory): void {
       await h.putByHand('10.5.9.0-24', FLANNEL_PEER_JSON, 600);
       await w.until('+10.5.9.0/24', (s) => s.includes('+10.5.9.0/24'), 10_000);
       const lease = w.added('10.5.9.0/24');
-      assert.deepEqual(lease?.attrs, { PublicIP: '192.168.64.9', PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: '2a:8e:51:0c:9d:17' } });
+      assert.deepEqual(attrsOf(lease), { publicIp: parseIp4('192.168.64.9'), backend: { type: 'vxlan', vni: 1, vtepMac: '2a:8e:51:0c:9d:17' } });
       assert.ok(lease?.expiration && lease.expiration.getTime() > Date.now() + 590_000, `expiration ${lease?.expiration?.toISOString()}`);
       const listed = (await h.store.listLeases()).leases.map((l) => formatCidr4(l.subnet));
       assert.deepEqual(listed, ['10.5.9.0/24']);
@@ -320,10 +315,10 @@ function contract(make: HarnessFactory): void {
     await assert.rejects(h.store.createLease(sn('10.5.200.0/24'), VXLAN, 600), SubnetTakenError);
     // Renewing with TTL 0 keeps it a reservation.
     assert.equal(await h.store.updateLease(sn('10.5.200.0/24'), VXLAN, 0), null);
-    assert.equal((await h.store.getLease(sn('10.5.200.0/24')))?.expiration, null);
+    assert.equal((await getLease(h.store, sn('10.5.200.0/24')))?.expiration, null);
     // A lease created without TTL is one too.
     assert.equal(await h.store.createLease(sn('10.5.201.0/24'), UDP, 0), null);
-    assert.equal((await h.store.getLease(sn('10.5.201.0/24')))?.expiration, null);
+    assert.equal((await getLease(h.store, sn('10.5.201.0/24')))?.expiration, null);
   });
 
   it('skips a malformed value or key with a warning naming it, and lists the others', async () => {
@@ -344,8 +339,8 @@ function contract(make: HarnessFactory): void {
         const warned = h.lines.filter((l) => l.level === WARN && l.key === h.keyOf(k));
         assert.ok(warned.length > 0, `a warning names ${h.keyOf(k)}: ${JSON.stringify(h.lines.filter((l) => l.level >= WARN))}`);
       }
-      assert.match(JSON.stringify(h.lines.find((l) => l.key === h.keyOf('10.5.2.0-24'))), /PublicIP \\"10.1.2.300\\" is not an IPv4 address/);
-      assert.equal(await h.store.getLease(sn('10.5.3.0/24')), null);
+      assert.match(JSON.stringify(h.lines.find((l) => l.key === h.keyOf('10.5.2.0-24'))), /PublicIP is not an IPv4 address/);
+      assert.equal(await getLease(h.store, sn('10.5.3.0/24')), null);
       // The watch skips them the same way.
       await w.until('+10.5.5.0/24', (s) => s.includes('+10.5.5.0/24'), 10_000);
       assert.deepEqual(w.summary(), ['+10.5.1.0/24', '+10.5.5.0/24']);
@@ -361,7 +356,7 @@ function contract(make: HarnessFactory): void {
     const w = new Watch(h.store, cursor);
     try {
       await h.store.createLease(sn('10.5.61.0/24'), VXLAN, 600);
-      await h.store.updateLease(sn('10.5.61.0/24'), { ...VXLAN, PublicIP: '192.168.64.4' }, 600);
+      await h.store.updateLease(sn('10.5.61.0/24'), { ...VXLAN, publicIp: parseIp4('192.168.64.4') }, 600);
       await h.store.deleteLease(sn('10.5.61.0/24'));
       await h.store.deleteLease(sn('10.5.62.0/24')); // absent: no event
       await h.store.deleteLease(sn('10.5.60.0/24'));
@@ -369,7 +364,7 @@ function contract(make: HarnessFactory): void {
       await delay(500);
       assert.deepEqual(w.summary(), ['+10.5.61.0/24', '+10.5.61.0/24', '-10.5.61.0/24', '-10.5.60.0/24']);
       const renewed = w.events()[1] as LeaseEvent;
-      assert.equal(renewed.type === 'added' && renewed.lease.attrs.PublicIP, '192.168.64.4');
+      assert.equal(renewed.type === 'added' && formatIp4(renewed.lease.publicIp), '192.168.64.4');
       // The last batch's cursor is where a new watch picks up: nothing more to see.
       const last = w.batches[w.batches.length - 1];
       const w2 = new Watch(h.store, last.cursor);
@@ -394,7 +389,7 @@ function contract(make: HarnessFactory): void {
       const took = Date.now() - t0;
       assert.ok(took >= h.minTtl * 1000 - 100, `removed after ${took} ms, TTL ${h.minTtl} s`);
       assert.deepEqual((await h.store.listLeases()).leases, []);
-      assert.equal(await h.store.getLease(sn('10.5.70.0/24')), null);
+      assert.equal(await getLease(h.store, sn('10.5.70.0/24')), null);
       // Lapsed means free again.
       await h.store.createLease(sn('10.5.70.0/24'), VXLAN, 600);
     } finally {
@@ -451,6 +446,23 @@ describe('lease store contract: etcd', () => {
     await server?.stop();
   });
   contract(etcdHarness(() => server));
+
+  it("reads <prefix>/config, and a missing one is flannel's error", async () => {
+    const { log } = captureLogger();
+    const store = new EtcdStore({ endpoints: [server.endpoint], log, callTimeoutMs: 2_000 });
+    try {
+      await assert.rejects(store.getNetworkConfig(), (err: Error) => {
+        assert.ok(err instanceof ConfigNotFoundError, `${err.name}: ${err.message}`);
+        assert.equal(err.message, CONFIG_NOT_FOUND);
+        return true;
+      });
+      await etcdctlPut(server.endpoint, '/coreos.com/network/config', NET_CONF);
+      assert.equal(await store.getNetworkConfig(), NET_CONF);
+    } finally {
+      await etcdctlDel(server.endpoint, '/coreos.com/network/config');
+      await store.close();
+    }
+  });
 });
 
 describe('etcd outages', () => {
@@ -515,7 +527,7 @@ describe('etcd outages', () => {
       await waitFor('the outage to be noticed', () => lines.some((l) => /etcd watch lost/.test(l.msg)), 10_000);
       const outageStart = Date.now();
       // A call meanwhile fails promptly and names the endpoint.
-      await assert.rejects(store.getLease(sn('10.5.1.0/24')), new RegExp(`endpoints ${server.endpoint.replace(/[.]/g, '\\.')}`));
+      await assert.rejects(store.listLeases(), new RegExp(`endpoints ${server.endpoint.replace(/[.]/g, '\\.')}`));
       await delay(4_000);
       await server.restart();
       const downMs = Date.now() - outageStart;
@@ -614,7 +626,7 @@ describe('etcd behind a partition', () => {
       const healed = await w.until('the changes made during the partition', (s) => s.includes('-10.5.1.0/24'), 20_000);
       await delay(500);
       assert.deepEqual(w.summary(), ['+10.5.2.0/24', '+10.5.9.0/24', '-10.5.1.0/24']);
-      assert.deepEqual(w.added('10.5.9.0/24')?.attrs.BackendData, { VNI: 1, VtepMAC: '2a:8e:51:0c:9d:17' });
+      assert.deepEqual(w.added('10.5.9.0/24')?.backend, { type: 'vxlan', vni: 1, vtepMac: '2a:8e:51:0c:9d:17' });
       assert.equal(lines.filter((l) => l.level === WARN && /etcd watch lost/.test(l.msg)).length, 1);
       process.stderr.write(`# partition noticed after ${noticed} ms, changes seen ${healed} ms after the link came back\n`);
     } finally {
@@ -646,7 +658,7 @@ describe('sqlite shared by processes', () => {
     fs.writeFileSync(
       script,
       `const { SqliteStore } = require(${JSON.stringify(path.resolve(__dirname, '..', '..', 'src', 'store', 'sqlite.js'))});
-const { parseCidr4 } = require(${JSON.stringify(path.resolve(__dirname, '..', '..', 'src', 'cidr.js'))});
+const { parseCidr4, parseIp4 } = require(${JSON.stringify(path.resolve(__dirname, '..', '..', 'src', 'cidr.js'))});
 const pino = require(${JSON.stringify(require.resolve('pino'))});
 const [file, me, startAt, seed] = process.argv.slice(2);
 // Each racer walks the subnets in its own shuffled order, so they collide all along.
@@ -661,7 +673,7 @@ for (let i = order.length - 1; i > 0; i--) { const j = Math.floor(rand() * (i + 
   let lost = 0;
   for (const i of order) {
     try {
-      await store.createLease(parseCidr4('10.6.' + i + '.0/24'), { PublicIP: me, PublicIPv6: null }, 600);
+      await store.createLease(parseCidr4('10.6.' + i + '.0/24'), { publicIp: parseIp4(me), backend: { type: 'udp' } }, 600);
       won.push(i);
     } catch (err) {
       if (err.name !== 'SubnetTakenError') throw err;
@@ -704,7 +716,7 @@ for (let i = order.length - 1; i > 0; i--) { const j = Math.floor(rand() * (i + 
       assert.equal(leases.length, SUBNETS);
       for (const l of leases) {
         const i = Number(formatCidr4(l.subnet).split('.')[2]);
-        assert.equal(l.attrs.PublicIP, a.includes(i) ? '10.0.0.1' : '10.0.0.2', `winner of ${formatCidr4(l.subnet)}`);
+        assert.equal(formatIp4(l.publicIp), a.includes(i) ? '10.0.0.1' : '10.0.0.2', `winner of ${formatCidr4(l.subnet)}`);
       }
       // A watcher in a third process saw each lease added once.
       await w.until(`${SUBNETS} adds`, (s) => s.length >= SUBNETS, 10_000);

@@ -1,5 +1,5 @@
 // Subnet keys, subnet.env, and lease acquisition as flannel does it
-// (FLANNEL.md §2, §3). Acquisition runs on the in-memory test fake: these
+// (docs/flannel.md §2, §3). Acquisition runs on the in-memory test fake: these
 // tests check the decisions, not a store.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -7,10 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 
-import { type Cidr4, formatCidr4, parseCidr4 } from '../../src/cidr';
+import { type Cidr4, formatCidr4, parseCidr4, parseIp4 } from '../../src/cidr';
 import { loadNetConf } from '../../src/config/netconf';
 import { silentLogger } from '../../src/log';
-import type { LeaseAttrs } from '../../src/store/types';
+import type { LeaseAttrs, LeaseStore } from '../../src/store/types';
+import { symlinkSync } from 'node:fs';
 import { acquireLease, freeSubnets, isCompatible, renewDelayMs } from '../../src/subnet/acquire';
 import { formatSubnetEnv, readSubnetEnv, writeSubnetEnv } from '../../src/subnet/env';
 import { parseSubnetKey, subnetKey } from '../../src/subnet/key';
@@ -66,7 +67,7 @@ describe('subnet.env', () => {
     const path = join(dir, 'rt.env');
     for (const e of [env, { network: C('10.244.0.0/16'), subnet: C('10.244.255.252/30'), mtu: 8951, ipMasq: true }]) {
       writeSubnetEnv(path, e);
-      const r = readSubnetEnv(path)!;
+      const r = readSubnetEnv(path)!.env;
       assert.deepEqual([fmt(r.network), fmt(r.subnet), r.mtu, r.ipMasq], [fmt(e.network), fmt(e.subnet), e.mtu, e.ipMasq]);
     }
   });
@@ -74,31 +75,47 @@ describe('subnet.env', () => {
     assert.equal(readSubnetEnv(join(dir, 'nope.env')), null);
     const path = join(dir, 'partial.env');
     writeFileSync(path, 'FLANNEL_SUBNET=10.5.3.1/24\n');
-    assert.deepEqual(readSubnetEnv(path), { subnet: C('10.5.3.0/24') });
+    assert.deepEqual(readSubnetEnv(path), { env: { subnet: C('10.5.3.0/24') }, warnings: [] });
   });
   it('takes comments, blank lines, export, quotes; ignores other keys', () => {
     const path = join(dir, 'loose.env');
-    writeFileSync(path, '# written by hand\n\nexport FLANNEL_NETWORK="10.5.0.0/16"\nFLANNEL_IPV6_NETWORK=fd00::/48\nFLANNEL_MTU=1400\nFLANNEL_IPMASQ=True\n');
-    assert.deepEqual(readSubnetEnv(path), { network: C('10.5.0.0/16'), mtu: 1400, ipMasq: true });
+    writeFileSync(path, '# written by hand\n\nexport FLANNEL_NETWORK="10.5.0.0/16"\nFLANNEL_IPV6_NETWORK=fd00::/48\nFLANNEL_MTU=1400\nFLANNEL_IPMASQ=true\n');
+    assert.deepEqual(readSubnetEnv(path), { env: { network: C('10.5.0.0/16'), mtu: 1400, ipMasq: true }, warnings: [] });
   });
-  it('a malformed line or value is an error naming the file and the line', () => {
-    const cases: [string, RegExp][] = [
-      ['FLANNEL_NETWORK=10.5.0.0/16\ngarbage\n', /:2: expected KEY=VALUE, got "garbage"$/],
-      ['FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1\n', /:2: FLANNEL_SUBNET: invalid CIDR address: 10\.5\.72\.1$/],
-      ['FLANNEL_NETWORK=10.5.0.0/99\n', /:1: FLANNEL_NETWORK: invalid CIDR address/],
-      ['\n\nFLANNEL_MTU=big\n', /:3: FLANNEL_MTU: not an MTU: "big"$/],
-      ['FLANNEL_IPMASQ=constructor\n', /:1: FLANNEL_IPMASQ: not a boolean: "constructor"$/],
-    ];
-    const path = join(dir, 'bad.env');
-    for (const [text, re] of cases) {
-      writeFileSync(path, text);
-      assert.throws(() => readSubnetEnv(path), (e: Error) => {
-        assert.ok(e.message.startsWith(`${path}:`), e.message);
-        assert.match(e.message, re);
-        return true;
-      });
+  it("reads FLANNEL_IPMASQ as flannel's CNI plugin does: exactly \"true\" is true", () => {
+    const path = join(dir, 'masq.env');
+    for (const [v, want] of [['true', true], ['True', false], ['1', false], ['false', false]] as const) {
+      writeFileSync(path, `FLANNEL_IPMASQ=${v}\n`);
+      assert.equal(readSubnetEnv(path)!.env.ipMasq, want, v);
     }
   });
+  it('a malformed line or value loses only that key, with a warning naming the line and never quoting it', () => {
+    const cases: [string, RegExp, object][] = [
+      ['FLANNEL_SUBNET=10.5.1.0/24\nroot:$6$SECRET:::\n', /:2: not a KEY=VALUE line$/, { subnet: C('10.5.1.0/24') }],
+      ['FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1\n', /:2: FLANNEL_SUBNET has a value that is not valid$/, { network: C('10.5.0.0/16') }],
+      ['FLANNEL_SUBNET=10.5.1.0/24\nFLANNEL_MTU=SECRET\n', /:2: FLANNEL_MTU has a value that is not valid$/, { subnet: C('10.5.1.0/24') }],
+    ];
+    const path = join(dir, 'bad.env');
+    for (const [text, re, env] of cases) {
+      writeFileSync(path, text);
+      const r = readSubnetEnv(path)!;
+      assert.deepEqual(r.env, env);
+      assert.equal(r.warnings.length, 1);
+      assert.ok(r.warnings[0].startsWith(`${path}:`), r.warnings[0]);
+      assert.match(r.warnings[0], re);
+      assert.doesNotMatch(r.warnings[0], /SECRET/);
+    }
+  });
+  it('does not follow a symlink planted in place of the file', () => {
+    const target = join(dir, 'secret');
+    writeFileSync(target, 'FLANNEL_SUBNET=10.5.9.0/24\n');
+    const path = join(dir, 'planted.env');
+    symlinkSync(target, path);
+    assert.deepEqual(readSubnetEnv(path), { env: {}, warnings: [`${path} is a symlink; not following it`] });
+    writeSubnetEnv(path, env);
+    assert.equal(readFileSync(target, 'utf8'), 'FLANNEL_SUBNET=10.5.9.0/24\n', 'the write replaced the link, not its target');
+  });
+
   it('formatSubnetEnv is what writeSubnetEnv writes', () => {
     const path = join(dir, 'same.env');
     writeSubnetEnv(path, env);
@@ -109,8 +126,10 @@ describe('subnet.env', () => {
 // ---- acquisition -------------------------------------------------------
 
 const log = silentLogger();
-const ME: LeaseAttrs = { PublicIP: '192.168.64.3', PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: '02:00:00:00:00:03' } };
-const other = (n: number): LeaseAttrs => ({ PublicIP: `192.168.64.${100 + n}`, PublicIPv6: null });
+const ME: LeaseAttrs = { publicIp: parseIp4('192.168.64.3'), backend: { type: 'vxlan', vni: 1, vtepMac: '02:00:00:00:00:03' } };
+const other = (n: number): LeaseAttrs => ({ publicIp: parseIp4(`192.168.64.${100 + n}`), backend: { type: 'udp' } });
+const attrsOf = (l: LeaseAttrs | undefined) => (l ? { publicIp: l.publicIp, backend: l.backend } : l);
+const getLease = async (store: LeaseStore, subnet: Cidr4) => (await store.listLeases()).leases.find((l) => fmt(l.subnet) === fmt(subnet));
 const cfg16 = loadNetConf('{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}');
 const opts = (o: Partial<Parameters<typeof acquireLease>[3]> = {}) => ({ ttlSeconds: 86400, log, random: () => 0.5, ...o });
 
@@ -144,7 +163,7 @@ describe('isCompatible and the free walk', () => {
     assert.deepEqual([fmt(free[0]), fmt(free[99])], ['10.5.1.0/24', '10.5.100.0/24']);
   });
   it('a lease of another length blocks every subnet it overlaps', () => {
-    const free = freeSubnets(cfg16, [{ subnet: C('10.5.0.0/22'), attrs: other(1), expiration: null }], 3);
+    const free = freeSubnets(cfg16, [{ subnet: C('10.5.0.0/22'), ...other(1), expiration: null }], 3);
     assert.deepEqual(free.map(fmt), ['10.5.4.0/24', '10.5.5.0/24', '10.5.6.0/24']);
   });
 });
@@ -152,16 +171,16 @@ describe('isCompatible and the free walk', () => {
 describe('acquireLease', () => {
   it('renews the lease already carrying our PublicIP, with our new attrs', async () => {
     const now = 1_700_000_000_000;
-    const store = new MemoryLeaseStore(null, () => now);
-    store.put(C('10.5.7.0/24'), { ...ME, BackendData: { VNI: 1, VtepMAC: '02:00:00:00:00:99' } }, 60);
+    const store = new MemoryLeaseStore(() => now);
+    store.put(C('10.5.7.0/24'), { ...ME, backend: { type: 'vxlan', vni: 1, vtepMac: '02:00:00:00:00:99' } }, 60);
     store.put(C('10.5.8.0/24'), other(1));
     store.calls.length = 0;
     const lease = await acquireLease(store, cfg16, ME, opts({ previousSubnet: C('10.5.9.0/24') }));
     assert.equal(fmt(lease.subnet), '10.5.7.0/24');
-    assert.deepEqual(lease.attrs, ME);
+    assert.deepEqual(attrsOf(lease), ME);
     assert.equal(lease.expiration?.getTime(), now + 86400_000);
     assert.deepEqual(store.calls, ['update 10.5.7.0/24 ttl=86400']);
-    assert.deepEqual((await store.getLease(C('10.5.7.0/24')))?.attrs, ME);
+    assert.deepEqual(attrsOf(await getLease(store, C('10.5.7.0/24'))), ME);
   });
   it('keeps a reservation a reservation (renewed without TTL)', async () => {
     const store = new MemoryLeaseStore();
@@ -221,7 +240,7 @@ describe('acquireLease', () => {
   });
   it('an expired lease is free again', async () => {
     let now = 1_000_000;
-    const store = new MemoryLeaseStore(null, () => now);
+    const store = new MemoryLeaseStore(() => now);
     store.put(C('10.9.0.4/30'), other(1), 10);
     store.put(C('10.9.0.8/30'), other(2), 0);
     store.put(C('10.9.0.12/30'), other(3));
@@ -253,13 +272,13 @@ describe('acquireLease', () => {
     const lease = await acquireLease(store, cfg16, ME, opts({ random: () => 0 }));
     assert.equal(fmt(lease.subnet), '10.5.2.0/24');
     assert.deepEqual(store.calls, ['create 10.5.1.0/24 ttl=86400', 'create 10.5.2.0/24 ttl=86400']);
-    assert.equal((await store.getLease(C('10.5.1.0/24')))?.attrs.PublicIP, other(7).PublicIP);
+    assert.equal((await getLease(store, C('10.5.1.0/24')))?.publicIp, other(7).publicIp);
   });
   it("gives up after 10 lost races with flannel's message", async () => {
     const store = new MemoryLeaseStore();
     let n = 0;
     store.beforeCreate = (sn) => store.put(sn, other(n++));
-    await assert.rejects(acquireLease(store, cfg16, ME, opts()), { message: 'Max retries reached trying to acquire a subnet' });
+    await assert.rejects(acquireLease(store, cfg16, ME, opts()), { message: 'max retries reached trying to acquire a subnet' });
     assert.equal(store.calls.filter((c) => c.startsWith('create')).length, 10);
   });
   it('passes other store errors through without retrying', async () => {
@@ -278,7 +297,7 @@ describe('acquireLease', () => {
     const now = 5_000_000;
     let outOfSubnets = 0;
     for (let round = 0; round < 600; round++) {
-      const store = new MemoryLeaseStore(null, () => now);
+      const store = new MemoryLeaseStore(() => now);
       const held: Cidr4[] = [];
       for (let i = 4 + int(28); i > 0; i--) {
         const len = [28, 28, 28, 27, 29, 26][int(6)];
