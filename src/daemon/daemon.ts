@@ -141,7 +141,7 @@ export class Daemon {
     // 2. The external interface and what we will publish.
     let ext: ExternalInterface;
     try {
-      ext = selectExternalInterface(f);
+      ext = selectExternalInterface(f, addon.netlink, (line) => this.log.info(line));
     } catch (err) {
       throw new StartupError((err as Error).message);
     }

@@ -1,26 +1,52 @@
 // `weft [flags]`: the daemon's process life. One clear line on stderr for
 // anything that stops start-up; SIGTERM/SIGINT stop it cleanly, keeping
 // the lease for the restart.
+import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as path from 'node:path';
 
 import { createLogger } from '../log';
 import { Daemon, type DaemonStatus, StartupError, Stopped, statusSocketPath } from './daemon';
-import { FlagError, parseDaemonFlags } from './flags';
+import { type DaemonFlags, parseDaemonFlags } from './flags';
 
-function die(message: string): never {
+function die(message: string, code = 1): never {
   process.stderr.write(`weft: ${message}\n`);
-  process.exit(1);
+  process.exit(code);
+}
+
+function weftVersion(): string {
+  // dist/src/daemon/run.js -> package.json
+  const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/**
+ * The flags of a command line, or the process ends the way flanneld's would:
+ * -h and --version print on stderr and exit 0, a flag error prints the
+ * message and the usage and exits 0 (flannel's usage() does), a bad setting
+ * exits 1.
+ */
+function flagsOrExit(argv: string[]): { flags: DaemonFlags; warnings: string[] } {
+  const r = parseDaemonFlags(argv);
+  switch (r.kind) {
+    case 'run':
+      return r;
+    case 'help':
+      process.stderr.write(r.text);
+      process.exit(0);
+    case 'version':
+      process.stderr.write(`${weftVersion()}\n`);
+      process.exit(0);
+    case 'error':
+      process.stderr.write(`weft: ${r.message}\n${r.usage ?? ''}`);
+      process.exit(r.exitCode);
+  }
 }
 
 export async function runDaemon(argv: string[]): Promise<void> {
-  let flags;
-  try {
-    flags = parseDaemonFlags(argv);
-  } catch (err) {
-    if (err instanceof FlagError) die(err.message);
-    throw err;
-  }
+  const { flags, warnings } = flagsOrExit(argv);
   const log = createLogger(flags.verbosity);
+  for (const w of warnings) log.warn(w);
   const daemon = new Daemon(flags, log);
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => {
@@ -63,12 +89,7 @@ export function readStatus(socketPath: string, timeoutMs = 5000): Promise<Daemon
 
 export async function runStatus(argv: string[]): Promise<void> {
   const json = argv.includes('--json');
-  let flags;
-  try {
-    flags = parseDaemonFlags(argv.filter((a) => a !== '--json'));
-  } catch (err) {
-    die((err as Error).message);
-  }
+  const { flags } = flagsOrExit(argv.filter((a) => a !== '--json'));
   let s: DaemonStatus;
   try {
     s = await readStatus(statusSocketPath(flags));
