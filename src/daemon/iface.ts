@@ -147,8 +147,10 @@ export function compileRe2(src: string): RegExp {
     if (c === 'p' || c === 'P') return unsupported(`Unicode class \\${c}`);
     if (c === 'C') return unsupported('\\C');
     if (c === 'x' && rest[i + 2] === '{') return unsupported('\\x{...}');
-    if (!inClass && c === 'A') return (i += 2), '(?<![\\s\\S])';
-    if (!inClass && c === 'z') return (i += 2), '(?![\\s\\S])';
+    if (!inClass && (c === 'A' || c === 'z')) {
+      i += 2;
+      return c === 'A' ? '(?<![\\s\\S])' : '(?![\\s\\S])';
+    }
     if (c === 'Q') {
       const end = rest.indexOf('\\E', i + 2);
       const lit = rest.slice(i + 2, end < 0 ? rest.length : end);
@@ -165,8 +167,12 @@ export function compileRe2(src: string): RegExp {
     } else if (c === '[') {
       let cls = '[';
       i++;
-      if (rest[i] === '^') (cls += '^'), i++;
-      if (rest[i] === ']') (cls += '\\]'), i++;
+      for (const [lead, as] of [['^', '^'], [']', '\\]']]) {
+        if (rest[i] === lead) {
+          cls += as;
+          i++;
+        }
+      }
       while (i < rest.length && rest[i] !== ']') {
         const posix = /^\[:(\^?)([a-z]+):\]/.exec(rest.slice(i));
         if (posix) {
@@ -185,11 +191,11 @@ export function compileRe2(src: string): RegExp {
       i++;
     } else if (c === '(' && rest[i + 1] === '?') {
       const head = rest.slice(i);
-      if (head.startsWith('(?:')) (out += '(?:'), (i += 3);
-      else if (head.startsWith('(?P<')) (out += '(?<'), (i += 4);
-      else if (/^\(\?<[A-Za-z_]/.test(head)) (out += '(?<'), (i += 3);
-      else if (/^\(\?(=|!|<=|<!)/.test(head)) unsupported('lookaround (?=, (?!, (?<=, (?<!');
-      else unsupported('a flag group other than a leading (?i), (?s) or (?m)');
+      if (/^\(\?(=|!|<=|<!)/.test(head)) unsupported('lookaround (?=, (?!, (?<=, (?<!');
+      const open = /^\(\?(:|P<|<(?=[A-Za-z_]))/.exec(head);
+      if (!open) unsupported('a flag group other than a leading (?i), (?s) or (?m)');
+      out += open![1] === ':' ? '(?:' : '(?<';
+      i += open![0].length;
     } else {
       out += c;
       i++;
