@@ -7,7 +7,6 @@
 // JSON lines on stdin (the lab and the tests use it to test the engine
 // without leases).
 import { readFileSync } from 'node:fs';
-import * as path from 'node:path';
 
 import { args, fail, UsageError } from './cli-util';
 
@@ -50,10 +49,6 @@ const HELP: Record<string, string> = {
   version: 'usage: weft version\n  Prints the version (also: weft --version).',
 };
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(path.resolve(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 async function runStatusCommand(argv: string[]): Promise<void> {
   const { values } = args(argv, { 'subnet-file': { type: 'string' }, 'status-socket': { type: 'string' }, json: { type: 'boolean' } });
@@ -124,9 +119,12 @@ async function main(): Promise<void> {
     case 'engine':
       return (await import('./engine-command')).runEngineCommand(rest, HELP.engine);
     case 'version':
-      return void process.stdout.write(`weft ${version()}\n`);
-    case 'help':
-      return void process.stdout.write(`${rest[0] && HELP[rest[0]] ? HELP[rest[0]] : USAGE}\n`);
+      return void process.stdout.write(`weft ${(await import('./daemon/run')).weftVersion()}\n`);
+    case 'help': {
+      if (rest[0] && HELP[rest[0]]) return void process.stdout.write(`${HELP[rest[0]]}\n`);
+      const { flagsHelp } = await import('./daemon/flags');
+      return void process.stdout.write(`${USAGE}\n\ndaemon flags (also as FLANNELD_<FLAG> environment variables):\n${flagsHelp()}\n`);
+    }
     case 'daemon':
       return (await import('./daemon/run')).runDaemon(rest);
     default:

@@ -582,6 +582,7 @@ std::optional<Addr> parse_addr(const uint8_t* buf, size_t len) {
   out.ifindex = static_cast<int>(ifa.ifa_index);
   out.prefix_len = ifa.ifa_prefixlen;
   out.scope = ifa.ifa_scope;
+  out.flags = ifa.ifa_flags;
   std::optional<Ip4> local, address;
   AttrIter it(m.payload + kIfaddrLen, m.payload_len - kIfaddrLen);
   Attr a;
@@ -595,6 +596,9 @@ std::optional<Addr> parse_addr(const uint8_t* buf, size_t len) {
         break;
       case IFA_LABEL:
         out.label = a.str();
+        break;
+      case IFA_FLAGS:
+        if (!take(a.u32(), out.flags)) return std::nullopt;
         break;
       default:
         break;

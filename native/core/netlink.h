@@ -60,6 +60,10 @@ struct Addr {
   uint8_t prefix_len = 32;
   uint8_t scope = RT_SCOPE_UNIVERSE;
   std::string label;        // IFA_LABEL, "" for none
+  // IFA_F_* (PERMANENT, DEPRECATED, SECONDARY/TEMPORARY, ...): the IFA_FLAGS
+  // attribute when the kernel sends it (it carries the bits above 8), else
+  // ifa_flags. Read only: build_addr sends none, as `ip addr add` does.
+  uint32_t flags = 0;
 };
 
 struct Route {

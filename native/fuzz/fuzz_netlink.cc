@@ -64,7 +64,7 @@ bool same(const std::optional<nl::Link>& a, const std::optional<nl::Link>& b) {
 bool same(const std::optional<nl::Addr>& a, const std::optional<nl::Addr>& b) {
   if (!a || !b) return !a && !b;
   return a->ifindex == b->ifindex && a->address == b->address && a->prefix_len == b->prefix_len &&
-         a->scope == b->scope && a->label == b->label;
+         a->scope == b->scope && a->label == b->label && a->flags == b->flags;
 }
 bool same(const std::optional<nl::Route>& a, const std::optional<nl::Route>& b) {
   if (!a || !b) return !a && !b;
@@ -210,6 +210,7 @@ void check_addr_roundtrip(const nl::MsgBuilder& b, const nl::Addr& want) {
   FUZZ_CHECK(got->ifindex == want.ifindex && got->address == want.address);
   FUZZ_CHECK(got->prefix_len == want.prefix_len && got->scope == want.scope);
   FUZZ_CHECK(got->label == want.label.substr(0, want.label.find('\0')));
+  FUZZ_CHECK(got->flags == 0);  // a request carries no flags
 }
 
 void fuzz_builder(const uint8_t* data, size_t size) {

@@ -363,6 +363,25 @@ Bytes addr_msg() {
   return m;
 }
 
+// A DHCP-style address as the kernel reports it: ifa_flags holds the low
+// 8 bits (deprecated), IFA_FLAGS all of them (also NOPREFIXROUTE, 0x200).
+Bytes addr_flags_msg() {
+  uint8_t buf[512];
+  nl::MsgBuilder b(buf, sizeof buf);
+  b.begin(RTM_NEWADDR, NLM_F_MULTI);
+  ifaddrmsg ifa{};
+  ifa.ifa_family = AF_INET;
+  ifa.ifa_prefixlen = 24;
+  ifa.ifa_flags = IFA_F_DEPRECATED;
+  ifa.ifa_index = 2;
+  b.header(&ifa, sizeof ifa);
+  b.attr_ip4(IFA_LOCAL, {192, 168, 1, 20});
+  b.attr_ip4(IFA_ADDRESS, {192, 168, 1, 20});
+  b.attr_u32(IFA_FLAGS, IFA_F_DEPRECATED | IFA_F_NOPREFIXROUTE);
+  b.attr_str(IFA_LABEL, "eth0");
+  return built(b);
+}
+
 Bytes route_msg(bool multipath) {
   uint8_t buf[512];
   nl::MsgBuilder b(buf, sizeof buf);
@@ -436,6 +455,7 @@ Bytes done_msg() {
 void netlink_seeds() {
   write("fuzz_netlink", "link-vxlan", link_msg(5, "flannel.1", "vxlan"));
   write("fuzz_netlink", "addr", addr_msg());
+  write("fuzz_netlink", "addr-flags", addr_flags_msg());
   write("fuzz_netlink", "route-gateway-onlink", route_msg(false));
   write("fuzz_netlink", "route-multipath-table", route_msg(true));
   write("fuzz_netlink", "error-capped", error_msg(true));
@@ -444,6 +464,7 @@ void netlink_seeds() {
   Bytes dump = link_msg(1, "lo", "");
   append(dump, link_msg(2, "eth0", "veth"));
   append(dump, addr_msg());
+  append(dump, addr_flags_msg());
   append(dump, route_msg(false));
   append(dump, done_msg());
   write("fuzz_netlink", "dump", dump);

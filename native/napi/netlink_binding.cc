@@ -145,6 +145,7 @@ Napi::Object addr_js(Napi::Env env, const nl::Addr& a) {
   o.Set("prefixLen", a.prefix_len);
   o.Set("scope", a.scope);
   if (!a.label.empty()) o.Set("label", a.label);
+  o.Set("flags", a.flags);
   return o;
 }
 

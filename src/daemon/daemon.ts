@@ -25,6 +25,7 @@ import { type Backend, BACKENDS, type ExternalLink } from '../backend';
 import { type Cidr4, cidrContains, formatCidr4, formatIp4, parseIp4 } from '../cidr';
 import { loadNetConf, type NetConf } from '../config/netconf';
 import { ensureDir } from '../fsutil';
+import { addon } from '../native';
 import type { Logger } from '../log';
 import { EtcdStore } from '../store/etcd';
 import { SqliteStore } from '../store/sqlite';
@@ -241,7 +242,7 @@ export class Daemon {
   private externalLink(cfg: NetConf): ExternalLink {
     let ext;
     try {
-      ext = selectExternalInterface(this.flags);
+      ext = selectExternalInterface(this.flags, addon.netlink, (line) => this.log.info(line));
     } catch (err) {
       throw new StartupError((err as Error).message);
     }

@@ -1,29 +1,53 @@
 // `weft [flags]`: the daemon's process life. One clear line on stderr for
-// anything that stops start-up. Every signal a node agent gets has a decided
-// behaviour (README, "Signals"):
+// anything that stops start-up. The flags end the process the way flanneld's
+// would: -h and --version print on stderr and exit 0, a flag error prints the
+// message and the usage and exits 0 (flannel's usage() does), a bad setting
+// exits 1. Every signal a node agent gets has a decided behaviour (README,
+// "Signals"):
 //   SIGTERM, SIGINT, SIGQUIT  stop cleanly: exit 0, the lease kept for the restart
 //   SIGHUP                    ignored, with a log line (there is no config to reload)
 //   SIGUSR1, SIGUSR2          one status line in the log; never Node's inspector,
 //                             which SIGUSR1 would otherwise open on 127.0.0.1:9229
 //   SIGPIPE                   ignored (Node's default: a write fails instead)
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
 import { createLogger } from '../log';
 import { Daemon, StartupError, StoppedDuringStartup } from './daemon';
-import { FlagError, parseDaemonFlags } from './flags';
+import { type DaemonFlags, parseDaemonFlags } from './flags';
 
 function die(message: string): never {
   process.stderr.write(`weft: ${message}\n`);
   process.exit(1);
 }
 
-export async function runDaemon(argv: string[]): Promise<void> {
-  let flags;
-  try {
-    flags = parseDaemonFlags(argv);
-  } catch (err) {
-    if (err instanceof FlagError) die(err.message);
-    throw err;
+export function weftVersion(): string {
+  // dist/src/daemon/run.js -> package.json
+  const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function flagsOrExit(argv: string[]): { flags: DaemonFlags; warnings: string[] } {
+  const r = parseDaemonFlags(argv);
+  switch (r.kind) {
+    case 'run':
+      return r;
+    case 'help':
+      process.stderr.write(r.text);
+      process.exit(0);
+    case 'version':
+      process.stderr.write(`${weftVersion()}\n`);
+      process.exit(0);
+    case 'error':
+      process.stderr.write(`weft: ${r.message}\n${r.usage ?? ''}`);
+      process.exit(r.exitCode);
   }
+}
+
+export async function runDaemon(argv: string[]): Promise<void> {
+  const { flags, warnings } = flagsOrExit(argv);
   const log = createLogger(flags.verbosity);
+  for (const w of warnings) log.warn(w);
   const daemon = new Daemon(flags, log);
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const) {
     process.on(sig, () => {

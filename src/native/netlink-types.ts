@@ -32,6 +32,12 @@ export interface NetlinkAddr {
   /** RT_SCOPE_* */
   scope: number;
   label?: string;
+  /**
+   * IFA_F_* bits: 0x01 secondary (IPv6: temporary), 0x20 deprecated,
+   * 0x80 permanent, ... From IFA_FLAGS when the kernel sends it (it holds the
+   * bits above 8), else ifa_flags. Decoded only; requests carry none.
+   */
+  flags: number;
 }
 
 export interface NetlinkAddrOptions {

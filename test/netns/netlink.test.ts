@@ -201,7 +201,8 @@ describe('netlink verbs in a network namespace', { skip }, () => {
       ok(add);
       err(again, 'EEXIST', `ip addr add 10.9.0.1/24 dev ${v0}`, /already assigned/);
       ok(replace);
-      assert.deepEqual(ok(list), [{ ifindex: v0, address: '10.9.0.1', prefixLen: 24, scope: 0, label: 'v0' }]);
+      // `ip addr add` without lifetimes makes a permanent address (IFA_F_PERMANENT 0x80).
+      assert.deepEqual(ok(list), [{ ifindex: v0, address: '10.9.0.1', prefixLen: 24, scope: 0, label: 'v0', flags: 0x80 }]);
       const everywhere = ok<Array<{ ifindex: number; address: string }>>(all);
       assert.ok(everywhere.some((a) => a.ifindex === v0 && a.address === '10.9.0.1'));
       assert.ok(!everywhere.some((a) => a.ifindex === v1));
@@ -210,6 +211,17 @@ describe('netlink verbs in a network namespace', { skip }, () => {
         shown.addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`),
         ['10.9.0.1/24'],
       );
+
+      // The flags interface selection ranks by, as the kernel sets them:
+      // a second address in the same prefix is secondary (0x01), one with
+      // preferred_lft 0 deprecated (0x20), one with a lifetime not permanent.
+      ip('-n', ns, 'addr', 'add', '10.9.0.7/24', 'dev', 'v0');
+      ip('-n', ns, 'addr', 'add', '10.9.1.2/24', 'dev', 'v0', 'preferred_lft', '0');
+      ip('-n', ns, 'addr', 'add', '10.9.2.3/24', 'dev', 'v0', 'valid_lft', '3600', 'preferred_lft', '3600');
+      const [flagged] = inNs(ns, [['addrList', v0]]);
+      const flagsOf = Object.fromEntries(ok<Array<{ address: string; flags: number }>>(flagged).map((a) => [a.address, a.flags]));
+      assert.deepEqual(flagsOf, { '10.9.0.1': 0x80, '10.9.0.7': 0x81, '10.9.1.2': 0xa0, '10.9.2.3': 0 });
+      for (const a of ['10.9.0.7/24', '10.9.1.2/24', '10.9.2.3/24']) ip('-n', ns, 'addr', 'del', a, 'dev', 'v0');
 
       const [del, delAgain, remaining] = inNs(ns, [
         ['addrDel', v0, '10.9.0.1', 24],

@@ -30,6 +30,11 @@ const IFLA_INFO_KIND = 1;
 const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
 const IFA_LABEL = 3;
+const IFA_FLAGS = 8;
+const IFA_F_SECONDARY = 0x01;
+const IFA_F_DEPRECATED = 0x20;
+const IFA_F_PERMANENT = 0x80;
+const IFA_F_NOPREFIXROUTE = 0x200;
 const RTA_DST = 1;
 const RTA_OIF = 4;
 const RTA_GATEWAY = 5;
@@ -83,8 +88,8 @@ function rtmsg(o: { dstLen?: number; family?: number; table?: number; protocol?:
   ]);
 }
 
-function ifaddrmsg(prefixLen: number, scope: number, index: number, family = AF_INET): Buffer {
-  return Buffer.concat([Buffer.from([family, prefixLen, 0, scope]), u32(index)]);
+function ifaddrmsg(prefixLen: number, scope: number, index: number, family = AF_INET, flags = 0): Buffer {
+  return Buffer.concat([Buffer.from([family, prefixLen, flags, scope]), u32(index)]);
 }
 
 // A well-formed route message with every attribute we read.
@@ -304,7 +309,7 @@ describe('netlink addresses', () => {
     for (const op of ['add', 'replace', 'del'] as const) {
       const b = nl.encodeAddr(op, 9, '10.244.3.0', 32, { scope: 253, label: 'flannel.1' });
       assert.equal(readU16(b, 4), op === 'del' ? RTM_DELADDR : RTM_NEWADDR);
-      assert.deepEqual(nl.decodeAddr(b), { ifindex: 9, address: '10.244.3.0', prefixLen: 32, scope: 253, label: 'flannel.1' });
+      assert.deepEqual(nl.decodeAddr(b), { ifindex: 9, address: '10.244.3.0', prefixLen: 32, scope: 253, label: 'flannel.1', flags: 0 });
     }
   });
 
@@ -317,7 +322,20 @@ describe('netlink addresses', () => {
 
   it('prefers IFA_LOCAL (a point-to-point peer is in IFA_ADDRESS)', () => {
     const body = Buffer.concat([ifaddrmsg(32, 0, 4), attr(IFA_ADDRESS, ip('10.0.0.2')), attr(IFA_LOCAL, ip('10.0.0.1')), strAttr(IFA_LABEL, 'tun0')]);
-    assert.deepEqual(nl.decodeAddr(message(RTM_NEWADDR, 0, body)), { ifindex: 4, address: '10.0.0.1', prefixLen: 32, scope: 0, label: 'tun0' });
+    assert.deepEqual(nl.decodeAddr(message(RTM_NEWADDR, 0, body)), { ifindex: 4, address: '10.0.0.1', prefixLen: 32, scope: 0, label: 'tun0', flags: 0 });
+  });
+
+  it('reads ifa_flags, and IFA_FLAGS over it (the kernel puts bits above 8 only there)', () => {
+    const head = ifaddrmsg(24, 0, 2, AF_INET, IFA_F_PERMANENT | IFA_F_SECONDARY);
+    const local = attr(IFA_LOCAL, ip('192.168.1.20'));
+    assert.equal(nl.decodeAddr(message(RTM_NEWADDR, 0, Buffer.concat([head, local])))?.flags, IFA_F_PERMANENT | IFA_F_SECONDARY);
+    const withAttr = Buffer.concat([ifaddrmsg(24, 0, 2, AF_INET, IFA_F_DEPRECATED), local, attr(IFA_FLAGS, u32(IFA_F_DEPRECATED | IFA_F_NOPREFIXROUTE))]);
+    assert.equal(nl.decodeAddr(message(RTM_NEWADDR, 0, withAttr))?.flags, IFA_F_DEPRECATED | IFA_F_NOPREFIXROUTE);
+  });
+
+  it('returns null for an IFA_FLAGS that is not 4 bytes', () => {
+    const body = Buffer.concat([ifaddrmsg(24, 0, 2), attr(IFA_LOCAL, ip('192.168.1.20')), attr(IFA_FLAGS, Buffer.from([0x80, 0]))]);
+    assert.equal(nl.decodeAddr(message(RTM_NEWADDR, 0, body)), null);
   });
 
   it('returns null without an address, for IPv6, or for a prefix over 32', () => {
