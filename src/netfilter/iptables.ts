@@ -127,6 +127,17 @@ const FLANNEL_CHAINS = [
   { table: 'filter', chain: FWD, from: 'FORWARD', comment: 'flanneld forward' },
 ] as const;
 
+/**
+ * A question iptables answers with its exit status (-C, -S chain 1): 0 yes,
+ * 1 no; anything else is an error.
+ */
+async function ask(bin: string, args: string[]): Promise<boolean> {
+  const full = [...args, '--wait'];
+  const r = await runCommand(bin, full);
+  if (r.code === 0 || r.code === 1) return r.code === 0;
+  throw new Error(`failed to check rule existence: ${commandLine(bin, full)} (exit ${r.code}): ${r.stderr.trim()}`);
+}
+
 function missingForCleanup(err: unknown): unknown {
   if (!(err instanceof MissingBinaryError)) return err;
   return new Error(`failed to setup IPTables. ${err.message} (flannel removes its iptables rules at start-up also with EnableNFTables)`);
@@ -155,11 +166,7 @@ export async function checkCleanupBinaries(): Promise<void> {
  */
 export async function removeFlannelChains(log: Logger): Promise<void> {
   for (const { bin, label } of CLEANUP_BINARIES) {
-    const yes = async (args: string[]): Promise<boolean> => {
-      const r = await runCommand(bin, [...args, '--wait']);
-      if (r.code > 1) throw new Error(`${commandLine(bin, [...args, '--wait'])} failed (exit ${r.code}): ${r.stderr.trim()}`);
-      return r.code === 0;
-    };
+    const yes = (args: string[]): Promise<boolean> => ask(bin, args);
     for (const { table, chain, from, comment } of FLANNEL_CHAINS) {
       try {
         if (!(await yes(['-t', table, '-S', chain, '1']))) continue;
@@ -193,7 +200,8 @@ export class IptablesManager implements TrafficManager {
 
   async preflight(o: PreflightOptions): Promise<void> {
     // flannel checks this in iptables mode whatever the flags: without
-    // br_netfilter, pod traffic across cni0 bypasses iptables.
+    // br_netfilter, traffic between pods on one bridge never meets iptables
+    // (nor kube-proxy's Service rules).
     try {
       await fs.stat(BR_NETFILTER);
     } catch (err) {
@@ -357,30 +365,19 @@ export class IptablesManager implements TrafficManager {
 
   /** ClearChain: make the chain, or flush it when it is there. */
   private async clearChain(table: IptablesTable, chain: string): Promise<void> {
-    const made = await this.iptables(['-t', table, '-N', chain]);
+    const made = await runCommand('iptables', ['-t', table, '-N', chain, '--wait']);
     if (made.code === 0) return;
     if (made.code !== 1) throw new Error(`failed to create chain ${chain} in table ${table}: ${made.stderr.trim()}`);
     await mustRun('iptables', ['-t', table, '-F', chain, '--wait']);
   }
 
-  private async chainExists(table: IptablesTable, chain: string): Promise<boolean> {
+  private chainExists(table: IptablesTable, chain: string): Promise<boolean> {
     // -S with a rule number lists at most one rule: cheap however long the chain.
-    return this.yesNo(['-t', table, '-S', chain, '1']);
+    return ask('iptables', ['-t', table, '-S', chain, '1']);
   }
 
   private ruleExists(rule: IptablesRule): Promise<boolean> {
-    return this.yesNo(['-t', rule.table, '-C', rule.chain, ...rule.spec]);
-  }
-
-  private async yesNo(args: string[]): Promise<boolean> {
-    const r = await this.iptables(args);
-    if (r.code === 0) return true;
-    if (r.code === 1) return false;
-    throw new Error(`failed to check rule existence: ${commandLine('iptables', [...args, '--wait'])} (exit ${r.code}): ${r.stderr.trim()}`);
-  }
-
-  private iptables(args: string[]) {
-    return runCommand('iptables', [...args, '--wait']);
+    return ask('iptables', ['-t', rule.table, '-C', rule.chain, ...rule.spec]);
   }
 
   private probe(): Promise<Probe> {

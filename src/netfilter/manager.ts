@@ -39,8 +39,8 @@ export interface MasqOptions {
    * (FLANNEL_SUBNET as its network: 10.244.1.1/24 -> 10.244.1.0/24); null
    * when there was none, which flannel reads as 0.0.0.0/0.
    */
-  prevNetwork: Cidr4 | null;
-  prevSubnet: Cidr4 | null;
+  prevNetwork?: Cidr4 | null;
+  prevSubnet?: Cidr4 | null;
   fullyRandom: boolean;
 }
 
