@@ -17,6 +17,12 @@ declare -A want=(
   [etcd]=etcd-server
   [etcdctl]=etcd-client
   [clang++-14]=clang-14
+  # --ip-masq and the forward rules (src/netfilter): both of flannel's traffic managers.
+  [iptables]=iptables
+  [iptables-restore]=iptables
+  [iptables-save]=iptables
+  [ip6tables]=iptables
+  [nft]=nftables
 )
 
 if [ "${1:-}" = demo ]; then
