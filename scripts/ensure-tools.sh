@@ -17,16 +17,21 @@ declare -A want=(
   [etcd]=etcd-server
   [etcdctl]=etcd-client
   [clang++-14]=clang-14
+  # The CNI plugins run iptables (bridge's ipMasq, portmap's chains).
+  [iptables]=iptables
 )
 
 if [ "${1:-}" = demo ]; then
-  want=([ip]=iproute2 [ping]=iputils-ping [iperf3]=iperf3)
+  want=([ip]=iproute2 [ping]=iputils-ping [iperf3]=iperf3 [iptables]=iptables)
 fi
 
 missing=()
 for cmd in "${!want[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
 done
+# The CNI plugins (bridge, host-local, portmap, loopback: lab/cni.ts) are
+# files in /usr/lib/cni, not commands on PATH.
+[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
 # libFuzzer's runtime (scripts/fuzz.sh) is a library, not a command.
 if [ "${1:-}" != demo ]; then
   compgen -G '/usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a' >/dev/null || missing+=(libclang-rt-14-dev)
