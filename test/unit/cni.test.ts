@@ -10,13 +10,15 @@ import { formatSubnetEnv } from '../../src/subnet/env';
 import {
   type CniConflist,
   CniError,
+  CniRuntime,
   flannelDelegateFor,
-  goJson,
   KUBE_FLANNEL_CONFLIST,
   labFlannelConflist,
   parseFlannelSubnetEnv,
   pluginStdin,
 } from '../../lab/cni';
+import { goJson } from '../../lab/go-compat';
+import type { Netns } from '../../lab/netns';
 
 // §6.3, from weft's subnet.env for 10.244.1.0/24.
 const SECTION_6_3 =
@@ -228,5 +230,30 @@ describe("Go's json.Marshal and libcni's plugin config", () => {
     assert.deepEqual(portmap, { type: 'portmap', capabilities: { portMappings: true }, name: 'cbr0', cniVersion: '0.3.1', prevResult: prev, runtimeConfig: { portMappings: [{ hostPort: 1 }] } });
     const flannel = pluginStdin(KUBE_FLANNEL_CONFLIST, KUBE_FLANNEL_CONFLIST.plugins[0], undefined, { portMappings: [] });
     assert.deepEqual(flannel, { type: 'flannel', delegate: { hairpinMode: true, isDefaultGateway: true }, name: 'cbr0', cniVersion: '0.3.1' });
+  });
+});
+
+describe('the runtime refuses bad input before running any plugin', () => {
+  // Nothing here reaches a namespace or a binary: a namespace that does not exist proves it.
+  const nowhere = { name: 'no-such-netns', path: '/run/netns/no-such-netns' } as Netns;
+  const runtime = new CniRuntime(nowhere, '/nonexistent');
+  const pod = { containerId: 'pod1', netns: nowhere, ifName: 'eth0' };
+
+  it('names the bad conflist field, containerID or interface name', () => {
+    assert.throws(() => runtime.add({ ...KUBE_FLANNEL_CONFLIST, name: '' }, pod), { message: 'conflist "": "name" must be a non-empty string' });
+    assert.throws(() => runtime.add({ ...KUBE_FLANNEL_CONFLIST, plugins: [] }, pod), { message: 'conflist "cbr0": "plugins" must be a non-empty list' });
+    assert.throws(() => runtime.add({ ...KUBE_FLANNEL_CONFLIST, plugins: [{ type: '' }] }, pod), { message: 'conflist "cbr0": plugins[0] needs a string "type"' });
+    assert.throws(() => runtime.add({ ...KUBE_FLANNEL_CONFLIST, cniVersion: '0.3.x' }, pod), { message: 'invalid CNI version "0.3.x"' });
+    assert.throws(() => runtime.add(KUBE_FLANNEL_CONFLIST, { ...pod, containerId: '-x' }), /^Error: CNI containerID "-x": must start with a letter or digit/);
+    assert.throws(() => runtime.add(KUBE_FLANNEL_CONFLIST, { ...pod, ifName: 'a-very-long-name0' }), /^Error: CNI interface name "a-very-long-name0": must be 1 to 15 characters/);
+  });
+
+  it('refuses CHECK below spec 0.4.0, and CHECK of a pod it never added', () => {
+    assert.throws(() => runtime.check(KUBE_FLANNEL_CONFLIST, pod), { message: 'configuration version "0.3.1" does not support the CHECK command' });
+    assert.throws(() => runtime.check({ ...KUBE_FLANNEL_CONFLIST, cniVersion: '1.0.0' }, pod), { message: 'failed to get network "cbr0" cached result: no ADD of pod1/eth0 on record' });
+  });
+
+  it('names a plugin that is not installed', () => {
+    assert.throws(() => runtime.del({ name: 'n', cniVersion: '1.0.0', plugins: [{ type: 'portmap' }] }, pod), (e: unknown) => e instanceof CniError && e.plugin === 'portmap' && /^failed to find plugin "portmap" in path \[\/nonexistent\]/.test(e.msg));
   });
 });
