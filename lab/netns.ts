@@ -29,6 +29,11 @@ export class Netns {
     return ns;
   }
 
+  /** Where `ip netns` keeps it: what CNI_NETNS names. */
+  get path(): string {
+    return `/run/netns/${this.name}`;
+  }
+
   ip(...args: string[]): string {
     return run('ip', ['-n', this.name, ...args]);
   }
@@ -44,6 +49,20 @@ export class Netns {
   /** Writes a namespaced sysctl, e.g. sysctl('net/ipv4/ip_forward', '1'). */
   sysctl(path: string, value: string): void {
     this.exec('sh', ['-c', `echo ${value} > /proc/sys/${path}`]);
+  }
+
+  /**
+   * Waits until dev is operationally up. The kernel activates a new link's
+   * queue (and sets it UP) from its linkwatch work, up to a second later;
+   * until then it drops what is sent.
+   */
+  waitOperUp(dev: string, timeoutMs = 5000): void {
+    const deadline = Date.now() + timeoutMs;
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    while (!/state UP/.test(this.ip('link', 'show', dev))) {
+      if (Date.now() > deadline) throw new Error(`${dev} in ${this.name} not up after ${timeoutMs} ms`);
+      Atomics.wait(pause, 0, 0, 50);
+    }
   }
 
   delete(): void {

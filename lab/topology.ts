@@ -10,7 +10,12 @@
 //     +--+------------------------+--+
 //     |        <p>-u: bridge br0      |---- hosts (addHost: etcd, probers)
 //     +-------------------------------+
-import { type Cidr4, formatIp4, parseCidr4 } from '../src/cidr';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { type Cidr4, formatCidr4, formatIp4, parseCidr4 } from '../src/cidr';
+import { type CniResult, labFlannelConflist, NodeCni, podAddress, type PortMapping } from './cni';
 import { Netns, run } from './netns';
 
 export interface LabNode {
@@ -18,7 +23,7 @@ export interface LabNode {
   ns: Netns;
   pod: Netns;
   underlayIp: string;
-  /** Set once the pod is wired (wirePod). */
+  /** Set once the pod is wired (wirePod, wirePodCni). */
   subnet: string;
   /** cni0's address: subnet .1 */
   gatewayIp: string;
@@ -26,20 +31,14 @@ export interface LabNode {
   podIp: string;
 }
 
-function waitOperUp(ns: Netns, dev: string, timeoutMs = 5000): void {
-  const deadline = Date.now() + timeoutMs;
-  const pause = new Int32Array(new SharedArrayBuffer(4));
-  while (!/state UP/.test(ns.ip('link', 'show', dev))) {
-    if (Date.now() > deadline) throw new Error(`${dev} in ${ns.name} not up after ${timeoutMs} ms`);
-    Atomics.wait(pause, 0, 0, 50);
-  }
-}
-
 export const LAB_UNDERLAY_PREFIX = '192.168.77';
 export const LAB_NETWORK = '10.244.0.0/16';
 
 export class Lab {
   private readonly extra: Netns[] = [];
+  private readonly cni = new Map<LabNode, { subnetFile: string; node: NodeCni }>();
+  /** The lab's /var/lib/cni: each node's host-local leases and flannel's saved delegates. */
+  private cniDir?: string;
 
   private constructor(
     readonly prefix: string,
@@ -95,9 +94,43 @@ export class Lab {
   }
 
   /**
-   * What flannel's CNI plugin (bridge + host-local IPAM) leaves behind for
-   * one pod: cni0 with the subnet's .1 and the MTU from subnet.env, the
-   * pod's veth on it, the pod at .2 with a default route via cni0.
+   * The node's pod networking as a real node runs it: kube-flannel's
+   * conflist (flannel's plugin reading subnetFile, bridge, host-local,
+   * portmap) and containerd's loopback, each node with its own state
+   * directory under the lab's. Made on first use; a node reads one subnet file.
+   */
+  nodeCni(node: LabNode, subnetFile: string): NodeCni {
+    const known = this.cni.get(node);
+    if (known) {
+      if (known.subnetFile !== subnetFile) throw new Error(`node${node.index} reads ${known.subnetFile} already, not ${subnetFile}`);
+      return known.node;
+    }
+    this.cniDir ??= fs.mkdtempSync(path.join(os.tmpdir(), `${this.prefix}cni-`));
+    const nodeCni = new NodeCni(node.ns, labFlannelConflist(path.join(this.cniDir, `n${node.index}`), subnetFile));
+    this.cni.set(node, { subnetFile, node: nodeCni });
+    return nodeCni;
+  }
+
+  /**
+   * Wires node.pod through the real CNI plugins from the node's subnet.env,
+   * as kubelet would (see nodeCni), and records its address, gateway and
+   * subnet from the result.
+   */
+  wirePodCni(node: LabNode, subnetFile: string, portMappings?: PortMapping[]): CniResult {
+    const result = this.nodeCni(node, subnetFile).addPod(node.pod, portMappings);
+    const a = podAddress(result);
+    if (!a.gateway) throw new Error(`CNI result for ${node.pod.name} has no gateway: ${JSON.stringify(result)}`);
+    node.subnet = formatCidr4(parseCidr4(`${a.address}/${a.prefixLen}`));
+    node.gatewayIp = a.gateway;
+    node.podIp = a.address;
+    return result;
+  }
+
+  /**
+   * Wires the pod by hand, for engine-only scenarios with no subnet.env: what
+   * flannel's CNI plugin (bridge + host-local IPAM) leaves behind for one
+   * pod: cni0 with the subnet's .1 and the given MTU, the pod's veth on it,
+   * the pod at .2 with a default route via cni0.
    */
   wirePod(node: LabNode, subnet: string, mtu: number): void {
     const c: Cidr4 = parseCidr4(subnet);
@@ -113,11 +146,9 @@ export class Lab {
     pod.ip('addr', 'add', `${node.podIp}/${c.prefixLen}`, 'dev', 'eth0');
     pod.ip('link', 'set', 'eth0', 'up');
     pod.ip('route', 'add', 'default', 'via', node.gatewayIp);
-    // The kernel activates a new link's queue (and sets it UP) from its
-    // linkwatch work, up to a second later; until then it drops what is sent.
-    waitOperUp(ns, 'cni0');
-    waitOperUp(ns, 'vethpod');
-    waitOperUp(pod, 'eth0');
+    ns.waitOperUp('cni0');
+    ns.waitOperUp('vethpod');
+    pod.waitOperUp('eth0');
   }
 
   destroy(): void {
@@ -127,6 +158,9 @@ export class Lab {
     }
     for (const ns of this.extra) ns.delete();
     this.underlay.delete();
+    // Pods' links and the plugins' iptables rules went with the namespaces;
+    // the leases and saved delegates are files.
+    if (this.cniDir) fs.rmSync(this.cniDir, { recursive: true, force: true });
     // A crash between create() and push() can leave a namespace unlisted.
     for (const line of run('ip', ['netns', 'list']).split('\n')) {
       const name = line.split(' ')[0];

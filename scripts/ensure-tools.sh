@@ -17,7 +17,8 @@ declare -A want=(
   [etcd]=etcd-server
   [etcdctl]=etcd-client
   [clang++-14]=clang-14
-  # --ip-masq and the forward rules (src/netfilter): both of flannel's traffic managers.
+  # --ip-masq and the forward rules (src/netfilter): both of flannel's traffic
+  # managers; the CNI plugins run iptables too (bridge's ipMasq, portmap).
   [iptables]=iptables
   [iptables-restore]=iptables
   [iptables-save]=iptables
@@ -26,13 +27,16 @@ declare -A want=(
 )
 
 if [ "${1:-}" = demo ]; then
-  want=([ip]=iproute2 [ping]=iputils-ping [iperf3]=iperf3)
+  want=([ip]=iproute2 [ping]=iputils-ping [iperf3]=iperf3 [iptables]=iptables)
 fi
 
 missing=()
 for cmd in "${!want[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
 done
+# The CNI plugins (bridge, host-local, portmap, loopback: lab/cni.ts) are
+# files in /usr/lib/cni, not commands on PATH.
+[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
 # libFuzzer's runtime (scripts/fuzz.sh) is a library, not a command.
 if [ "${1:-}" != demo ]; then
   compgen -G '/usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a' >/dev/null || missing+=(libclang-rt-14-dev)
