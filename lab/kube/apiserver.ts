@@ -123,7 +123,7 @@ const GENERIC: Record<number, [string, string]> = {
 
 function genericError(code: number, message?: string): ApiError {
   const [reason, text] = GENERIC[code] ?? [code >= 500 ? 'InternalError' : '', `the server responded with the status code ${code}`];
-  return fail(code, reason, message ?? text, code === 429 ? { retryAfterSeconds: 1 } : {});
+  return fail(code, reason, message ?? text, code === 429 ? { retryAfterSeconds: 1 } : undefined);
 }
 
 const notFound = (resource: string, name: string) => fail(404, 'NotFound', `${resource} ${JSON.stringify(name)} not found`, { name, kind: resource });
