@@ -17,6 +17,8 @@ declare -A want=(
   [etcd]=etcd-server
   [etcdctl]=etcd-client
   [clang++-14]=clang-14
+  [openssl]=openssl
+  [kubectl]=kubernetes-client
 )
 
 if [ "${1:-}" = demo ]; then

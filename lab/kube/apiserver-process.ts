@@ -202,6 +202,11 @@ export class KubeApiServer {
 
   // --- the cluster's objects ---
 
+  /** The store's current resourceVersion (that of its last write). */
+  async resourceVersion(): Promise<number> {
+    return ((await this.admin('GET', '/healthz')) as { resourceVersion: number }).resourceVersion;
+  }
+
   async addNode(spec: LabNodeSpec): Promise<JsonObject> {
     return this.putNode(labNode(spec));
   }
@@ -228,9 +233,13 @@ export class KubeApiServer {
 
   // --- faults ---
 
-  /** Closes every open watch connection; resolves to how many there were. */
-  async dropWatches(): Promise<number> {
-    return ((await this.admin('POST', '/drop-watches')) as { dropped: number }).dropped;
+  /**
+   * Closes every open watch; resolves to how many there were. 'cut' resets
+   * the connections (a crash, a broken network); 'end' finishes the streams
+   * cleanly (the server's own watch timeout).
+   */
+  async dropWatches(how: 'cut' | 'end' = 'cut'): Promise<number> {
+    return ((await this.admin('POST', '/drop-watches', { how })) as { dropped: number }).dropped;
   }
 
   /** Forgets the watch history: a watch or continued list from an older resourceVersion gets 410. Resolves to the new floor. */

@@ -317,7 +317,8 @@ function route(method: string, pathname: string, query: URLSearchParams): Route 
   const [resource, name = '', subresource = '', ...extra] = rest;
   if (!resource || extra.length > 0) return null;
   const watchParam = query.get('watch');
-  const watch = legacyWatch || (method === 'GET' && (watchParam === 'true' || watchParam === '1'));
+  // ?watch turns a GET of a collection into a watch, never a GET of one object (RequestInfo).
+  const watch = method === 'GET' && (legacyWatch || (!name && (watchParam === 'true' || watchParam === '1')));
   let verb: string;
   switch (method) {
     case 'GET':
@@ -383,7 +384,7 @@ class ApiServer {
   }
 
   stop(): void {
-    this.dropWatches();
+    this.dropWatches('cut');
     this.https.close();
     this.https.closeAllConnections();
     this.admin.close();
@@ -672,6 +673,7 @@ class ApiServer {
       return;
     }
     res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.flushHeaders(); // a client waits for them before it counts the watch as started
     const write = (type: string, object: JsonObject) => res.write(`${JSON.stringify({ type, object })}\n`);
     const selected = (n: JsonObject) => match(n) && labels(n);
     if (backlog) {
@@ -712,11 +714,16 @@ class ApiServer {
     res.end(`${JSON.stringify({ type: 'ERROR', object: statusObject(410, 'Expired', message) })}\n`);
   }
 
-  private dropWatches(): number {
+  /**
+   * 'cut' resets the connections, as a crash or a broken network does; 'end'
+   * finishes the streams cleanly, as the server does when a watch times out.
+   */
+  private dropWatches(how: 'cut' | 'end'): number {
     const n = this.watchers.size;
     for (const w of [...this.watchers]) {
       w.close();
-      w.res.destroy();
+      if (how === 'end') w.res.end();
+      else w.res.destroy();
     }
     return n;
   }
@@ -749,7 +756,8 @@ class ApiServer {
           fs.writeFileSync(path.join(this.dir, 'users.json'), JSON.stringify(this.users, null, 2));
           return void sendJson(res, 200, {});
         case 'POST /drop-watches':
-          return void sendJson(res, 200, { dropped: this.dropWatches() });
+          if (input.how !== 'cut' && input.how !== 'end') throw new Error(`drop-watches: how must be "cut" or "end", not ${JSON.stringify(input.how)}`);
+          return void sendJson(res, 200, { dropped: this.dropWatches(input.how) });
         case 'POST /compact':
           return void sendJson(res, 200, { floor: this.store.compact() });
         case 'POST /bookmark': {

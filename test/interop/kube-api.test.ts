@@ -65,12 +65,15 @@ class RawWatch {
   readonly events: { type: string; object: JsonObject }[] = [];
   status = 0;
   ended = false;
+  /** The stream was finished by the server (not cut). */
+  complete = false;
   private req: ReturnType<typeof https.get>;
 
-  constructor(s: KubeApiServer, query: string, token = ADMIN_TOKEN) {
+  constructor(s: KubeApiServer, query: string, urlPath = '/api/v1/nodes?watch=true&') {
     let buf = '';
-    this.req = https.get(`${s.url}/api/v1/nodes?watch=true&${query}`, { headers: { Authorization: `Bearer ${token}` }, ca: fs.readFileSync(s.caCert) }, (res) => {
+    this.req = https.get(`${s.url}${urlPath}${query}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` }, ca: fs.readFileSync(s.caCert) }, (res) => {
       this.status = res.statusCode ?? 0;
+      res.on('end', () => (this.complete = true));
       res.setEncoding('utf8').on('data', (c: string) => {
         buf += c;
         const lines = buf.split('\n');
@@ -302,10 +305,37 @@ describe('lab API server, driven by kubectl', () => {
     try {
       const b = await bm.waitFor('a bookmark', (e) => e.type === 'BOOKMARK', 3000);
       assert.deepEqual(b.object, { kind: 'Node', apiVersion: 'v1', metadata: { resourceVersion: String(floor), creationTimestamp: null } });
-      assert.equal(await s.dropWatches(), 1);
-      await until('the dropped watch ends', 3000, async () => bm.ended);
+      assert.equal(await s.dropWatches('end'), 1);
+      await until('the ended watch ends', 3000, async () => bm.ended);
+      assert.ok(bm.complete, "'end' finishes the stream");
     } finally {
       bm.close();
+    }
+    const cut = new RawWatch(s, `resourceVersion=${floor}`);
+    try {
+      await until('the watch is open', 3000, async () => cut.status === 200);
+      assert.equal(await s.dropWatches('cut'), 1);
+      await until('the cut watch ends', 3000, async () => cut.ended);
+      assert.ok(!cut.complete, "'cut' resets the connection");
+    } finally {
+      cut.close();
+    }
+  });
+
+  it('a watch narrowed to one node (fieldSelector, or the legacy /watch/ path) sees only that node', async () => {
+    const from = await s.resourceVersion();
+    const bySelector = new RawWatch(s, `resourceVersion=${from}&fieldSelector=metadata.name%3Dn2`);
+    const byPath = new RawWatch(s, `resourceVersion=${from}`, '/api/v1/watch/nodes/n2?');
+    try {
+      await kubectl(['label', 'node', 'n1', 'narrow=1'], admin);
+      await kubectl(['label', 'node', 'n2', 'narrow=2'], admin);
+      for (const w of [bySelector, byPath]) {
+        await w.waitFor('n2 changes', (e) => e.type === 'MODIFIED' && ((e.object.metadata as JsonObject).labels as JsonObject).narrow === '2');
+        assert.deepEqual([...new Set(w.events.map((e) => (e.object.metadata as JsonObject).name))], ['n2']);
+      }
+    } finally {
+      bySelector.close();
+      byPath.close();
     }
   });
 
