@@ -1,7 +1,8 @@
 // Who may do what on the lab API server: rules shaped like a ClusterRole's,
 // matched the way the RBAC authorizer matches them, and the denial text the
 // real server writes (k8s.io/apiserver responsewriters/errors.go), so a test
-// can read from a 403 which verb on which resource a role lacks.
+// can read from a 403 which verb on which resource a role lacks, and hold
+// what a client asked for (KubeApiServer.access) against what a role grants.
 
 export interface PolicyRule {
   /** "" is the core group; "*" any. */
@@ -58,4 +59,19 @@ export function forbiddenMessage(user: string, a: RequestAttributes): string {
   const subject = a.name ? `${qualified} ${JSON.stringify(a.name)}` : qualified;
   const scope = a.namespace ? `in the namespace ${JSON.stringify(a.namespace)}` : 'at the cluster scope';
   return `${subject} is forbidden: User ${JSON.stringify(user)} cannot ${a.verb} resource ${JSON.stringify(resource)} in API group ${JSON.stringify(a.apiGroup)} ${scope}`;
+}
+
+/**
+ * What rules grant, as "verb resource[/subresource]" strings sorted like
+ * KubeApiServer.access(): comparable with what a client used. Wildcards and
+ * other groups than the core one are left out: a role meant to be minimal
+ * has neither.
+ */
+export function grants(rules: PolicyRule[]): string[] {
+  const out = new Set<string>();
+  for (const r of rules) {
+    if (!r.apiGroups.includes('')) continue;
+    for (const verb of r.verbs) for (const res of r.resources) if (verb !== '*' && !res.includes('*')) out.add(`${verb} ${res}`);
+  }
+  return [...out].sort();
 }

@@ -24,6 +24,7 @@ import { after, before, describe, it } from 'node:test';
 import { ADMIN_TOKEN, ADMIN_USER, FLANNEL_USER, flannelIdentity, KubeApiServer } from '../../lab/kube/apiserver-process';
 import { kubectl, kubectlHasSubresource, type KubectlOptions, KubectlStream } from '../../lab/kube/kubectl';
 import type { JsonObject } from '../../lab/kube/patch';
+import { FLANNEL_RULES, grants } from '../../lab/kube/rbac';
 import { deleteNamespaces, Netns, runPrefix } from '../../lab/netns';
 import { until } from '../../lab/wait';
 
@@ -230,6 +231,7 @@ describe('lab API server, driven by kubectl', () => {
       code: 403,
     });
     assert.deepEqual(s.access(FLANNEL_USER), { allowed: ['get nodes', 'patch nodes/status'], denied: ['patch nodes'] });
+    assert.ok(s.access(FLANNEL_USER).allowed.every((a) => grants(FLANNEL_RULES).includes(a)), 'comparable with the role');
   });
 
   it('pods: GET by name gives spec.nodeName; a missing one is 404 NotFound', async () => {
@@ -322,6 +324,18 @@ describe('lab API server, driven by kubectl', () => {
     }
   });
 
+  it('timeoutSeconds ends a watch cleanly when it runs out', async () => {
+    const t0 = Date.now();
+    const w = new RawWatch(s, `resourceVersion=${await s.resourceVersion()}&timeoutSeconds=1`);
+    try {
+      await until('the watch times out', 4000, async () => w.ended);
+      assert.ok(w.complete);
+      assert.ok(Date.now() - t0 >= 900, 'not before its time');
+    } finally {
+      w.close();
+    }
+  });
+
   it('a watch narrowed to one node (fieldSelector, or the legacy /watch/ path) sees only that node', async () => {
     const from = await s.resourceVersion();
     const bySelector = new RawWatch(s, `resourceVersion=${from}&fieldSelector=metadata.name%3Dn2`);
@@ -404,6 +418,19 @@ describe('lab API server in a namespace', () => {
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, '10.244.5.0/24');
       assert.equal(s.url, 'https://192.168.77.10:6443');
+
+      // A pod's service-account files work as they are: kubectl takes the token and CA from them.
+      const sa = s.inClusterFiles(path.join(tmp, 'sa'), ADMIN_TOKEN, 'kube-flannel');
+      assert.deepEqual(sa.env, { KUBERNETES_SERVICE_HOST: '192.168.77.10', KUBERNETES_SERVICE_PORT: '6443' });
+      assert.equal(fs.readFileSync(path.join(sa.dir, 'namespace'), 'utf8'), 'kube-flannel');
+      const bare = path.join(tmp, 'sa', 'kubeconfig-empty.json');
+      fs.writeFileSync(bare, '{"apiVersion":"v1","kind":"Config"}');
+      const viaFiles = await kubectl(
+        ['--server', s.url, '--certificate-authority', path.join(sa.dir, 'ca.crt'), '--token', fs.readFileSync(path.join(sa.dir, 'token'), 'utf8'), 'get', 'nodes', '-o', 'name'],
+        { kubeconfig: bare, ns },
+      );
+      assert.equal(viaFiles.code, 0, viaFiles.stderr);
+      assert.equal(viaFiles.stdout, 'node/in-ns\n');
     } finally {
       await s.stop();
       ns.delete();

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { applyJsonPatch, applyMergePatch, applyStrategicMergePatch, type JsonObject, NODE_LISTS, PatchError } from '../../lab/kube/patch';
-import { allowed, FLANNEL_RULES, forbiddenMessage, type RequestAttributes } from '../../lab/kube/rbac';
+import { allowed, FLANNEL_RULES, forbiddenMessage, grants, type RequestAttributes } from '../../lab/kube/rbac';
 
 const node = (): JsonObject => ({
   apiVersion: 'v1',
@@ -170,6 +170,10 @@ describe('RBAC rules', () => {
     assert.ok(!allowed(named, attrs('get', 'nodes', '', 'n2')));
     assert.ok(!allowed(named, attrs('list', 'nodes')), 'resourceNames never match a collection');
     assert.ok(!allowed([{ apiGroups: ['apps'], resources: ['*'], verbs: ['*'] }], attrs('get', 'nodes', '', 'n1')), 'another group');
+  });
+
+  it("lists what flannel's role grants in the access record's terms", () => {
+    assert.deepEqual(grants(FLANNEL_RULES), ['get nodes', 'get pods', 'list nodes', 'patch nodes/status', 'watch nodes']);
   });
 
   it("words a denial as the real server's 403", () => {
