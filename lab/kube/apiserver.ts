@@ -752,6 +752,7 @@ class ApiServer {
         case 'PUT /pods':
           return void sendJson(res, 200, this.store.putPod({ ...input, metadata: { ...(input.metadata as JsonObject), namespace: p[1], name: p[2] } }));
         case 'PUT /users':
+          if (typeof input.user !== 'string' || !Array.isArray(input.rules)) throw new Error('an identity needs a string "user" and a list of "rules"');
           this.users.tokens[p[1]] = input as unknown as Identity;
           fs.writeFileSync(path.join(this.dir, 'users.json'), JSON.stringify(this.users, null, 2));
           return void sendJson(res, 200, {});
@@ -766,6 +767,9 @@ class ApiServer {
           return void sendJson(res, 200, { sent: ws.length });
         }
         case 'POST /faults':
+          if (!isObject(input.match) || !Number.isInteger(input.count) || !Number.isInteger(input.code) || (input.code as number) < 400 || (input.code as number) > 599) {
+            throw new Error('a fault needs a "match" object, a whole "count" and an HTTP error "code" (400..599)');
+          }
           this.faults.push(input as unknown as Fault);
           return void sendJson(res, 200, {});
         default:
