@@ -21,15 +21,21 @@
 // /readyz; nodes list/get/watch/patch/update, nodes/status get/patch/update,
 // namespaced pods get. Anything else is the real server's 404 or 405.
 // Anonymous requests are refused (401), as with --anonymous-auth=false.
+// This file is the HTTP side; the API's rules live beside it: status.ts
+// (error objects), list-options.ts (query parameters), node-strategy.ts
+// (what a write to a node may change), patch.ts, rbac.ts, store.ts.
+import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { randomUUID } from 'node:crypto';
 
-import { applyJsonPatch, applyMergePatch, applyStrategicMergePatch, isObject, type Json, type JsonObject, NODE_LISTS, PatchError } from './patch';
+import { decodeContinue, encodeContinue, fieldSelector, labelSelector, parseRv, tooLarge } from './list-options';
+import { applyNodePatch, prepareNodeWrite } from './node-strategy';
+import { isObject, type Json, type JsonObject } from './patch';
 import { allowed, forbiddenMessage, type PolicyRule, type RequestAttributes } from './rbac';
+import { ApiError, fail, genericError, notFound, statusObject } from './status';
 import { meta, nameOf, type NodeEvent, Store } from './store';
 
 export interface Identity {
@@ -69,7 +75,6 @@ export interface Fault {
   message?: string;
 }
 
-export const PATCH_TYPES = ['application/json-patch+json', 'application/merge-patch+json', 'application/strategic-merge-patch+json'];
 const BODY_LIMIT = 3 * 1024 * 1024; // the real server's default --max-request-bytes for JSON is 3 MB
 const DEFAULT_WATCH_TIMEOUT_S = 1800; // its --min-request-timeout
 const VERSION = {
@@ -83,216 +88,6 @@ const VERSION = {
   compiler: 'gc',
   platform: 'linux/amd64',
 };
-
-// --- Status objects ------------------------------------------------------------
-
-class ApiError extends Error {
-  constructor(readonly status: JsonObject) {
-    super(status.message as string);
-  }
-  get code(): number {
-    return this.status.code as number;
-  }
-}
-
-function statusObject(code: number, reason: string, message: string, details?: JsonObject): JsonObject {
-  const s: JsonObject = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message };
-  if (reason) s.reason = reason;
-  if (details) s.details = details;
-  s.code = code;
-  return s;
-}
-
-const fail = (code: number, reason: string, message: string, details?: JsonObject) => new ApiError(statusObject(code, reason, message, details));
-
-// The reason and text the real server's generic responses carry for a code.
-const GENERIC: Record<number, [string, string]> = {
-  400: ['BadRequest', 'the server rejected our request for an unknown reason'],
-  401: ['Unauthorized', 'Unauthorized'],
-  403: ['Forbidden', 'forbidden'],
-  404: ['NotFound', 'the server could not find the requested resource'],
-  405: ['MethodNotAllowed', 'the server does not allow this method on the requested resource'],
-  409: ['Conflict', 'the server reported a conflict'],
-  410: ['Expired', 'too old resource version'],
-  422: ['Invalid', 'the server rejected our request due to an error in our request'],
-  429: ['TooManyRequests', 'the server has received too many requests and has asked us to try again later'],
-  500: ['InternalError', 'Internal error occurred: injected failure'],
-  503: ['ServiceUnavailable', 'the server is currently unable to handle the request'],
-  504: ['Timeout', 'the server was unable to return a response in the time allotted, but may still be processing the request'],
-};
-
-function genericError(code: number, message?: string): ApiError {
-  const [reason, text] = GENERIC[code] ?? [code >= 500 ? 'InternalError' : '', `the server responded with the status code ${code}`];
-  return fail(code, reason, message ?? text, code === 429 ? { retryAfterSeconds: 1 } : undefined);
-}
-
-const notFound = (resource: string, name: string) => fail(404, 'NotFound', `${resource} ${JSON.stringify(name)} not found`, { name, kind: resource });
-
-const conflict = (name: string, why: string) =>
-  fail(409, 'Conflict', `Operation cannot be fulfilled on nodes ${JSON.stringify(name)}: ${why}`, { name, kind: 'nodes' });
-
-const OPTIMISTIC_LOCK = 'the object has been modified; please apply your changes to the latest version and try again';
-
-/** A 422 for one field of a Node, worded as field.ErrorList renders it. */
-function invalid(name: string, field: string, detail: string, causeReason = 'FieldValueInvalid'): ApiError {
-  return fail(422, 'Invalid', `Node ${JSON.stringify(name)} is invalid: ${field}: ${detail}`, {
-    name,
-    kind: 'Node',
-    causes: [{ reason: causeReason, message: detail, field }],
-  });
-}
-
-// --- resourceVersion parameters -------------------------------------------------
-
-/** A resourceVersion query parameter: "" and "0" mean "any"; anything but digits is the real server's error. */
-function parseRv(raw: string | null, forWatch: boolean): number {
-  if (raw === null || raw === '' || raw === '0') return 0;
-  if (/^[0-9]+$/.test(raw)) return Number(raw);
-  const detail = `resourceVersion: Invalid value: ${JSON.stringify(raw)}: strconv.ParseUint: parsing ${JSON.stringify(raw)}: invalid syntax`;
-  // The watch path interprets storage's InvalidError as a 422; list and get pass it on as a 500.
-  if (forWatch) return fatal(fail(422, 'Invalid', `nodes "" is invalid: ${detail}`, { kind: 'nodes', causes: [{ reason: 'FieldValueInvalid', message: detail, field: 'resourceVersion' }] }));
-  return fatal(fail(500, '', detail));
-}
-
-function fatal(e: ApiError): never {
-  throw e;
-}
-
-function tooLarge(rv: number, current: number): ApiError {
-  return fail(504, 'Timeout', `Timeout: Too large resource version: ${rv}, current: ${current}`, {
-    causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }],
-    retryAfterSeconds: 1,
-  });
-}
-
-// --- continue tokens (the real server's shape: base64url JSON) -------------------
-
-function encodeContinue(rv: number, lastName: string): string {
-  return Buffer.from(JSON.stringify({ v: 'meta.k8s.io/v1', rv, start: `${lastName}\u0000` })).toString('base64url');
-}
-
-function decodeContinue(token: string): { rv: number; start: string } {
-  try {
-    const c = JSON.parse(Buffer.from(token, 'base64url').toString()) as { v?: string; rv?: number; start?: string };
-    if (c.v !== 'meta.k8s.io/v1' || typeof c.rv !== 'number' || typeof c.start !== 'string') throw new Error('unrecognized token');
-    return { rv: c.rv, start: c.start.replace(/\u0000$/, '') };
-  } catch (err) {
-    throw fail(400, 'BadRequest', `continue key is not valid: ${(err as Error).message}`);
-  }
-}
-
-// --- selectors -------------------------------------------------------------------
-
-type Predicate = (node: JsonObject) => boolean;
-
-function fieldSelector(raw: string | null): Predicate {
-  if (!raw) return () => true;
-  const terms = raw.split(',').map((t) => {
-    const m = /^([^!=]+)(==|=|!=)(.*)$/.exec(t);
-    if (!m) throw fail(400, 'BadRequest', `invalid selector: '${raw}'; can't understand '${t}'`);
-    const [, field, op, value] = m;
-    if (field !== 'metadata.name') throw fail(400, 'BadRequest', `field label not supported: ${field}`);
-    return (n: JsonObject) => (nameOf(n) === value) === (op !== '!=');
-  });
-  return (n) => terms.every((t) => t(n));
-}
-
-/** Equality-based label selectors: k=v, k==v, k!=v, k, !k. */
-function labelSelector(raw: string | null): Predicate {
-  if (!raw) return () => true;
-  const terms = raw.split(',').map((t) => {
-    const m = /^(!?)([A-Za-z0-9._/-]+)(?:(==|=|!=)(.*))?$/.exec(t.trim());
-    if (!m) throw fail(400, 'BadRequest', `unable to parse requirement: ${t}`);
-    const [, not, key, op, value] = m;
-    return (n: JsonObject) => {
-      const labels = (meta(n).labels ?? {}) as JsonObject;
-      if (!op) return (key in labels) !== (not === '!');
-      return op === '!=' ? labels[key] !== value : labels[key] === value;
-    };
-  });
-  return (n) => terms.every((t) => t(n));
-}
-
-// --- node validation ---------------------------------------------------------------
-
-const QUALIFIED_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
-function qualifiedNameProblem(key: string): string | null {
-  const parts = key.split('/');
-  if (parts.length > 2) return "a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character, with an optional DNS subdomain prefix and '/'";
-  const [prefix, name] = parts.length === 2 ? parts : ['', parts[0]];
-  if (parts.length === 2 && (prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix))) return 'prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, \'-\' or \'.\', and must start and end with an alphanumeric character';
-  if (name.length === 0 || name.length > 63) return 'name part must be no more than 63 characters and not empty';
-  if (!QUALIFIED_NAME.test(name)) return "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
-  return null;
-}
-
-function validCidr(s: string): boolean {
-  const m = /^(.+)\/(\d{1,3})$/.exec(s);
-  if (!m) return false;
-  const family = net.isIP(m[1]);
-  return family !== 0 && Number(m[2]) <= (family === 4 ? 32 : 128);
-}
-
-/**
- * The checks the real server makes on the Node fields in play, after a patch
- * or update, against the stored node: types (it decodes into Go structs),
- * metadata keys, podCIDR(s) set at most once and well formed.
- */
-function validateNode(node: JsonObject, old: JsonObject): void {
-  const name = nameOf(old);
-  const m = node.metadata;
-  if (!isObject(m)) throw invalid(name, 'metadata', `Invalid value: ${JSON.stringify(m)}: must be an object`);
-  for (const field of ['labels', 'annotations']) {
-    const map = m[field];
-    if (map === undefined) continue;
-    if (!isObject(map)) throw invalid(name, `metadata.${field}`, `Invalid value: ${JSON.stringify(map)}: must be a map of strings`);
-    for (const [k, v] of Object.entries(map)) {
-      if (typeof v !== 'string') throw invalid(name, `metadata.${field}`, `Invalid value: ${JSON.stringify(v)}: the value of ${JSON.stringify(k)} must be a string`);
-      const problem = qualifiedNameProblem(k);
-      if (problem) throw invalid(name, `metadata.${field}`, `Invalid value: ${JSON.stringify(k)}: ${problem}`);
-      if (field === 'labels' && v !== '' && (v.length > 63 || !QUALIFIED_NAME.test(v))) {
-        throw invalid(name, `metadata.labels`, `Invalid value: ${JSON.stringify(v)}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character`);
-      }
-    }
-  }
-  const spec = node.spec;
-  if (spec !== undefined && !isObject(spec)) throw invalid(name, 'spec', `Invalid value: ${JSON.stringify(spec)}: must be an object`);
-  const cidrs = (spec as JsonObject | undefined)?.podCIDRs;
-  if (cidrs !== undefined) {
-    if (!Array.isArray(cidrs) || cidrs.some((c) => typeof c !== 'string')) throw invalid(name, 'spec.podCIDRs', `Invalid value: ${JSON.stringify(cidrs)}: must be a list of strings`);
-    if (cidrs.length > 2) throw invalid(name, 'spec.podCIDRs', 'Too many: may have at most 2 items', 'FieldValueTooMany');
-    cidrs.forEach((c, i) => {
-      if (!validCidr(c as string)) throw invalid(name, `spec.podCIDRs[${i}]`, `Invalid value: ${JSON.stringify(c)}: must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)`);
-    });
-  }
-  const oldCidrs = ((old.spec as JsonObject | undefined)?.podCIDRs ?? []) as Json[];
-  const newCidrs = (cidrs ?? []) as Json[];
-  if (oldCidrs.length > 0 && (oldCidrs.length !== newCidrs.length || oldCidrs.some((c, i) => c !== newCidrs[i]))) {
-    throw invalid(name, 'spec.podCIDRs', 'Forbidden: node updates may not change podCIDR except from "" to valid', 'FieldValueForbidden');
-  }
-  const status = node.status;
-  if (status !== undefined && !isObject(status)) throw invalid(name, 'status', `Invalid value: ${JSON.stringify(status)}: must be an object`);
-  for (const list of ['conditions', 'addresses']) {
-    const items = (status as JsonObject | undefined)?.[list];
-    if (items === undefined) continue;
-    if (!Array.isArray(items) || items.some((c) => !isObject(c) || typeof c.type !== 'string')) {
-      throw invalid(name, `status.${list}`, `Invalid value: ${JSON.stringify(items)}: must be a list of objects with a string "type"`);
-    }
-  }
-}
-
-/**
- * v1 carries the node's range twice (spec.podCIDR and spec.podCIDRs); the
- * server keeps them in step, the list winning when both are given.
- */
-function syncPodCidrs(node: JsonObject): void {
-  const spec = node.spec;
-  if (!isObject(spec)) return;
-  if (Array.isArray(spec.podCIDRs) && spec.podCIDRs.length > 0) spec.podCIDR = spec.podCIDRs[0];
-  else if (typeof spec.podCIDR === 'string' && spec.podCIDR !== '') spec.podCIDRs = [spec.podCIDR];
-}
 
 // --- the server ----------------------------------------------------------------------
 
@@ -525,9 +320,9 @@ class ApiServer {
       case 'get':
         return this.getNode(a.name, q);
       case 'patch':
-        return this.patchNode(a.name, a.subresource === 'status', req.headers['content-type'] ?? '', body);
+        return this.patchNode(a.name, a.subresource as '' | 'status', req.headers['content-type'] ?? '', body);
       case 'update':
-        return this.updateNode(a.name, a.subresource === 'status', req.headers['content-type'] ?? '', body);
+        return this.updateNode(a.name, a.subresource as '' | 'status', req.headers['content-type'] ?? '', body);
       default:
         throw genericError(405);
     }
@@ -587,29 +382,13 @@ class ApiServer {
     return { kind: 'NodeList', apiVersion: 'v1', metadata: listMeta, items };
   }
 
-  private patchNode(name: string, status: boolean, contentType: string, body: string): JsonObject {
-    const type = contentType.split(';')[0].trim();
-    if (!PATCH_TYPES.includes(type)) {
-      throw fail(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: ${PATCH_TYPES.join(', ')}`);
-    }
+  private patchNode(name: string, subresource: '' | 'status', contentType: string, body: string): JsonObject {
     const current = this.store.nodes.get(name);
     if (!current) throw notFound('nodes', name);
-    let patched: Json;
-    try {
-      if (type === 'application/json-patch+json') patched = applyJsonPatch(current, body);
-      else if (type === 'application/merge-patch+json') patched = applyMergePatch(current, body);
-      else patched = applyStrategicMergePatch(current, body, NODE_LISTS);
-    } catch (err) {
-      if (!(err instanceof PatchError)) throw err;
-      if (err.code === 400) throw fail(400, 'BadRequest', err.message);
-      if (err.code === 422) throw fail(422, 'Invalid', err.message, {});
-      throw fail(500, 'InternalError', `Internal error occurred: ${err.message}`);
-    }
-    if (!isObject(patched)) throw invalid(name, 'patch', `Invalid value: ${JSON.stringify(patched)}: the patched document is not an object`);
-    return this.writeNode(name, current, patched, status);
+    return this.writeNode(current, applyNodePatch(current, contentType, body), subresource);
   }
 
-  private updateNode(name: string, status: boolean, contentType: string, body: string): JsonObject {
+  private updateNode(name: string, subresource: '' | 'status', contentType: string, body: string): JsonObject {
     // No Content-Type is read as the first serializer's, JSON (negotiation.NegotiateInputSerializer).
     if (!['', 'application/json'].includes(contentType.split(';')[0].trim())) {
       throw fail(415, 'UnsupportedMediaType', 'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf, application/cbor');
@@ -625,37 +404,12 @@ class ApiServer {
     if (!isObject(obj) || !isObject(obj.metadata)) throw fail(400, 'BadRequest', 'the body is not a Node object');
     // An update without a resourceVersion is unconditional for nodes.
     if (!obj.metadata.resourceVersion) obj = { ...obj, metadata: { ...obj.metadata, resourceVersion: meta(current).resourceVersion } };
-    return this.writeNode(name, current, obj, status);
+    return this.writeNode(current, obj, subresource);
   }
 
-  /**
-   * The checks and rules every write to a node goes through, then the write:
-   * name and uid must match, a resourceVersion given must be the stored one;
-   * the main resource keeps the stored status and the status subresource the
-   * stored spec; a write that changes nothing stores nothing.
-   */
-  private writeNode(name: string, current: JsonObject, next: JsonObject, status: boolean): JsonObject {
-    const m = isObject(next.metadata) ? next.metadata : {};
-    if (m.name !== undefined && m.name !== name) {
-      throw fail(400, 'BadRequest', `the name of the object (${String(m.name)}) does not match the name on the URL (${name})`);
-    }
-    if (m.uid !== undefined && m.uid !== '' && m.uid !== meta(current).uid) {
-      throw conflict(name, `Precondition failed: UID in precondition: ${String(m.uid)}, UID in object meta: ${String(meta(current).uid)}`);
-    }
-    if (m.resourceVersion !== undefined && m.resourceVersion !== '' && m.resourceVersion !== meta(current).resourceVersion) {
-      throw conflict(name, OPTIMISTIC_LOCK);
-    }
-    const candidate: JsonObject = { ...next, apiVersion: 'v1', kind: 'Node' };
-    if (status) candidate.spec = current.spec;
-    else candidate.status = current.status;
-    if (candidate.spec === undefined) delete candidate.spec;
-    if (candidate.status === undefined) delete candidate.status;
-    candidate.metadata = { ...m, name, uid: meta(current).uid, creationTimestamp: meta(current).creationTimestamp, resourceVersion: meta(current).resourceVersion };
-    if (isObject(candidate.spec)) candidate.spec = { ...candidate.spec };
-    syncPodCidrs(candidate);
-    validateNode(candidate, current);
-    if (JSON.stringify(candidate) === JSON.stringify(current)) return current;
-    return this.store.putNode(candidate).object;
+  private writeNode(current: JsonObject, next: JsonObject, subresource: '' | 'status'): JsonObject {
+    const node = prepareNodeWrite(current, next, subresource);
+    return node ? this.store.putNode(node).object : current;
   }
 
   // --- watch ---

@@ -100,7 +100,7 @@ function removeAt(doc: Json, path: string, opName: string): Json {
   return old;
 }
 
-function jsonEqual(a: Json, b: Json): boolean {
+export function jsonEqual(a: Json, b: Json): boolean {
   if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => jsonEqual(x, b[i]));
   if (isObject(a)) {
     if (!isObject(b)) return false;
