@@ -54,7 +54,12 @@ export class Store {
   static open(file: string, historyLimit = 1000): Store {
     const s = new Store(file, historyLimit);
     if (fs.existsSync(file)) {
-      const state = JSON.parse(fs.readFileSync(file, 'utf8')) as StateFile;
+      let state: StateFile;
+      try {
+        state = JSON.parse(fs.readFileSync(file, 'utf8')) as StateFile;
+      } catch (err) {
+        throw new Error(`${file}: not a state file: ${(err as Error).message}`);
+      }
       s.rv = state.resourceVersion;
       for (const n of state.nodes) s.nodes.set(nameOf(n), n);
       for (const p of state.pods) s.pods.set(`${meta(p).namespace as string}/${nameOf(p)}`, p);
