@@ -24,6 +24,9 @@ declare -A want=(
   [iptables-save]=iptables
   [ip6tables]=iptables
   [nft]=nftables
+  # The lab's Kubernetes API server (certificates) and kubectl, run against it.
+  [openssl]=openssl
+  [kubectl]=kubernetes-client
 )
 
 if [ "${1:-}" = demo ]; then
