@@ -3,18 +3,20 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-/** mkdir -p with every directory it creates set to exactly 0755. */
+/** mkdir -p with every directory it creates set to exactly 0755; ENOTDIR if a file is in the way. */
 export function ensureDir(dir: string): void {
   const missing: string[] = [];
-  for (let d = path.resolve(dir); !fs.existsSync(d); d = path.dirname(d)) missing.unshift(d);
-  for (const d of missing) {
+  let d = path.resolve(dir);
+  for (; !fs.existsSync(d); d = path.dirname(d)) missing.unshift(d);
+  if (!fs.statSync(d).isDirectory()) throw Object.assign(new Error(`${d} is not a directory`), { code: 'ENOTDIR' });
+  for (const m of missing) {
     try {
-      fs.mkdirSync(d, 0o755);
+      fs.mkdirSync(m, 0o755);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err; // made meanwhile by another process
       continue;
     }
-    fs.chmodSync(d, 0o755);
+    fs.chmodSync(m, 0o755);
   }
 }
 

@@ -104,7 +104,13 @@ export class Daemon {
       throw new StartupError('--strict-source checks an inner source against the peer that sent it, which --allow-any-source gives up knowing; pick one');
     }
 
-    // 0. One weft per node, and nobody else's status socket.
+    // 0. One weft per node, a subnet file we can write, and nobody else's status socket.
+    try {
+      ensureDir(path.dirname(f.subnetFile));
+      accessSync(path.dirname(f.subnetFile), fsConstants.W_OK);
+    } catch (err) {
+      throw new StartupError(`cannot write --subnet-file ${f.subnetFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
     try {
       this.nodeLock = await lockNode({ pid: process.pid, subnetFile: f.subnetFile });
       this.statusServer = await serveStatus(statusSocketPath(f.subnetFile, f.statusSocket), f.statusSocketGroup, () => this.status(), this.log);
@@ -135,12 +141,6 @@ export class Daemon {
       throw new StartupError(origin ? `network config ${origin}: ${(err as Error).message}` : (err as Error).message);
     }
     const ext = this.externalLink(cfg);
-    try {
-      ensureDir(path.dirname(f.subnetFile));
-      accessSync(path.dirname(f.subnetFile), fsConstants.W_OK);
-    } catch (err) {
-      throw new StartupError(`cannot write --subnet-file ${f.subnetFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
     this.checkStopped();
 
     // 3. The backend claims what it needs before anything is leased.

@@ -91,7 +91,7 @@ describe('weft daemon on the embedded store', () => {
         `FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=${sub[0]}.${sub[1]}.${sub[2]}.${sub[3] + 1}/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n`,
       );
       assert.match(s1.vtepMac!, /^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/, 'locally administered unicast');
-      assert.deepEqual((await d2.status()).peers, [{ subnet: s1.subnet, publicIp: n1.underlayIp, vtepMac: s1.vtepMac }]);
+      assert.deepEqual((await d2.status()).peers, [{ subnet: s1.subnet, publicIp: n1.underlayIp, vtepMac: s1.vtepMac, via: 'engine' }]);
 
       for (const d of [d1, d2]) {
         const env = d.subnetEnv();
@@ -102,8 +102,8 @@ describe('weft daemon on the embedded store', () => {
       // flanneld's health endpoints, and `weft status` from the command line.
       const get = (url: string) =>
         n1.ns.exec(process.execPath, ['-e', `require('http').get('${url}', (r) => { let b = ''; r.on('data', (d) => (b += d)); r.on('end', () => console.log(r.statusCode, b.trim())); })`]).trim();
-      assert.equal(get('http://127.0.0.1:10267/healthz'), '200 ok');
-      assert.equal(get('http://127.0.0.1:10267/readyz'), '200 ok');
+      assert.equal(get('http://127.0.0.1:10267/healthz'), '200 flanneld is running');
+      assert.equal(get('http://127.0.0.1:10267/readyz'), '200 flanneld is ready');
       const status = run(process.execPath, [CLI, 'status', '--subnet-file', d1.subnetFile]);
       assert.match(status, new RegExp(`lease\\s+${s1.subnet.replace(/\./g, '\\.')}\\s+public IP ${n1.underlayIp.replace(/\./g, '\\.')}\\s+VtepMAC ${s1.vtepMac}`));
       assert.match(status, new RegExp(`peers \\(1\\)\\n\\s+${(await d2.status()).subnet.replace(/\./g, '\\.')}\\s+${n2.underlayIp.replace(/\./g, '\\.')}`));
@@ -141,7 +141,7 @@ describe('weft daemon on the embedded store', () => {
       ['unparsable net-conf', (c) => ['--net-config-path', c('{"Network": "10.244.0.0/16",')], /net-conf-\d+\.json: .*JSON/i],
       ['net-conf without Network', (c) => ['--net-config-path', c({ Backend: { Type: 'vxlan' } })], /please define a correct Network parameter in the flannel config/],
       ['SubnetLen 31', (c) => ['--net-config-path', c({ Network: '10.244.0.0/16', SubnetLen: 31 })], /SubnetLen must be less than \/31/],
-      ['unsupported backend', (c) => ['--net-config-path', c({ Network: '10.244.0.0/16', Backend: { Type: 'host-gw' } })], /host-gw/],
+      ['unsupported backend', (c) => ['--net-config-path', c({ Network: '10.244.0.0/16', Backend: { Type: 'ipip' } })], /backend type "ipip" is not supported by weft/],
       ['missing net-conf file', () => ['--net-config-path', '/nonexistent/net-conf.json'], /cannot read --net-config-path \/nonexistent\/net-conf\.json: ENOENT/],
       ['no such interface', (c) => ['--net-config-path', c({ Network: '10.244.0.0/16' }), '--iface', 'nosuch0'], /Failed to find interface to use that matches the interfaces and\/or regexes provided/],
       ['kube subnet manager', (c) => ['--net-config-path', c({ Network: '10.244.0.0/16' }), '--kube-subnet-mgr'], /--kube-subnet-mgr is not supported yet/],
@@ -156,7 +156,7 @@ describe('weft daemon on the embedded store', () => {
       ['EnableIPv6', (c) => ['--net-config-path', c({ ...NET, EnableIPv6: true, IPv6Network: 'fd00::/56' })], /IPv6 is not supported by weft yet/],
       ['Backend not an object', (c) => ['--net-config-path', c({ ...NET, Backend: 'vxlan' })], /error decoding Backend property of config: json: cannot unmarshal string/],
       ['VNI out of range', (c) => ['--net-config-path', c({ ...NET, Backend: { Type: 'vxlan', VNI: 16777216 } })], /VNI must be between 1 and 16777215, got 16777216$/],
-      ['DirectRouting true', (c) => ['--net-config-path', c({ ...NET, Backend: { Type: 'vxlan', DirectRouting: true } })], /DirectRouting is not supported by weft/],
+      ['GBP true', (c) => ['--net-config-path', c({ ...NET, Backend: { Type: 'vxlan', GBP: true } })], /GBP \(group based policy\) is not supported by weft/],
       ['unknown backend type', (c) => ['--net-config-path', c({ ...NET, Backend: { Type: 'bogus' } })], /unknown backend type: bogus$/],
       ['SubnetLen too small for the Network', (c) => ['--net-config-path', c({ ...NET, SubnetLen: 17 })], /network must be able to accommodate at least four subnets$/],
       ['Network too small', (c) => ['--net-config-path', c({ Network: '10.244.0.0/30' })], /network is too small\. Minimum useful network prefix is \/28$/],

@@ -48,7 +48,7 @@ describe('weft on etcd, next to flannel', () => {
       assert.equal(reservation!.lease, '0', 'the reservation is still a key without a lease');
 
       // The reservation is a vxlan lease too: it is a peer.
-      assert.deepEqual(s.peers, [{ subnet: '10.244.1.0/24', publicIp: '192.168.77.99', vtepMac: '0e:00:00:00:00:99' }]);
+      assert.deepEqual(s.peers, [{ subnet: '10.244.1.0/24', publicIp: '192.168.77.99', vtepMac: '0e:00:00:00:00:99', via: 'engine' }]);
 
       // A flannel node's lease (outside SubnetMin..Max does not matter to peers) with a 5 s TTL.
       const lease = await etcdctlLeaseGrant(el.endpoint, 5, el.ctl);
@@ -97,7 +97,7 @@ describe('weft on etcd, next to flannel', () => {
       d = el.daemon(n1);
       const s = await d.waitReady();
       el.lab.wirePod(n1, s.subnet, d.subnetEnv().mtu!);
-      assert.deepEqual(s.peers, [{ subnet: kernelSubnet, publicIp: n2.underlayIp, vtepMac: KERNEL_MAC }]);
+      assert.deepEqual(s.peers, [{ subnet: kernelSubnet, publicIp: n2.underlayIp, vtepMac: KERNEL_MAC, via: 'engine' }]);
       // What flanneld on node2 does when it sees weft's lease.
       const mine = JSON.parse((await etcdctlGet(el.endpoint, key(s.subnet), el.ctl))!.value.toString());
       addKernelVxlanPeer(n2, { subnet: formatCidr4(parseCidr4(s.subnet)), publicIp: mine.PublicIP, vtepMac: mine.BackendData.VtepMAC });
