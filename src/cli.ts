@@ -17,7 +17,7 @@ const USAGE = `usage:
       Validates a net-conf.json as flannel does; prints it normalized.
   weft engine --backend udp|vxlan --iface NAME --network CIDR --subnet CIDR
               [--bind-ip IP] [--port N] [--vni N] [--vtep-mac MAC] [--mtu N] [--batch N]
-              [--no-offload] [--allow-any-source]
+              [--no-offload] [--allow-any-source] [--strict-source]
       Runs the data plane. Reads JSON commands on stdin, one per line:
         {"op":"setPeers","peers":[{"subnet":"10.244.2.0/24","publicIp":"192.168.0.2","vtepMac":"..."}]}
         {"op":"updatePeers","upserts":[...],"removed":["10.244.3.0/24"]}
@@ -52,6 +52,7 @@ async function runEngine(argv: string[]): Promise<void> {
       batch: { type: 'string' },
       'no-offload': { type: 'boolean', default: false },
       'allow-any-source': { type: 'boolean', default: false },
+      'strict-source': { type: 'boolean', default: false },
     },
   });
   const backend = values.backend;
@@ -73,6 +74,7 @@ async function runEngine(argv: string[]): Promise<void> {
       batch: intOption('batch', values.batch),
       offload: !values['no-offload'],
       allowAnySource: values['allow-any-source'],
+      strictSource: values['strict-source'],
     });
   } catch (err) {
     fail((err as Error).message);

@@ -34,6 +34,8 @@ export interface EngineOptions {
   offload?: boolean;
   /** Accept datagrams from any underlay address, not only peers' (flannel's behaviour, for NAT). */
   allowAnySource?: boolean;
+  /** Accept an inner source only inside the subnet of the peer that sent it (not with allowAnySource). */
+  strictSource?: boolean;
 }
 
 export interface Peer {
@@ -84,6 +86,12 @@ export class Engine {
       throw new EngineError(`subnet ${o.subnet} is not inside the Network ${o.network}`, 'EINVAL');
     }
     if (o.backend === 'vxlan' && !o.vtepMac) throw new EngineError('vxlan needs a VtepMAC', 'EINVAL');
+    if (o.strictSource && o.allowAnySource) {
+      throw new EngineError(
+        "--strict-source cannot be combined with --allow-any-source: behind NAT a datagram's source is not the peer's public IP, so every packet would be dropped",
+        'EINVAL',
+      );
+    }
 
     let link;
     try {
@@ -115,6 +123,8 @@ export class Engine {
         batch: o.batch,
         offload: o.offload,
         allowAnySource: o.allowAnySource,
+        subnet: { prefix: formatIp4(subnet.ip), prefixLen: subnet.prefixLen },
+        strictSource: o.strictSource,
       });
     } catch (err) {
       const code = errCode(err);

@@ -1,9 +1,9 @@
 // The packet engine: one TUN, one UDP socket, two threads.
 //
-//   tx (weft-tx): TUN read batch -> check IPv4 -> FIB lookup -> encap in
-//                 place (headroom) -> sendmmsg batch
+//   tx (weft-tx): TUN read batch -> check IPv4, not our own datagram ->
+//                 FIB lookup -> encap in place (headroom) -> sendmmsg batch
 //   rx (weft-rx): recvmmsg batch -> sender is a peer? -> decap/validate ->
-//                 TUN write
+//                 inner addresses ours? -> TUN write
 //
 // Why this shape: flannel's udp proxy moves one packet per syscall on one
 // thread; batching the socket side and splitting directions across two
@@ -48,6 +48,10 @@ struct EngineConfig {
   // Accept datagrams from any source address, as flannel does, for
   // underlays where NAT hides a peer's public IP. Off: only from peers.
   bool allow_any_source = false;
+  // Our subnet, the only inner destinations taken from the overlay, and
+  // whether inner sources are checked against the sending peer too (which
+  // needs the peer check: refused together with allow_any_source).
+  InnerRule inner;
 };
 
 class Engine {

@@ -16,6 +16,13 @@ export interface NativeEngineOptions {
   offload?: boolean;
   /** Skip the "sender is a peer" check (flannel's permissive behaviour); default false. */
   allowAnySource?: boolean;
+  /** Our subnet (lease): the only inner destinations taken from the overlay. */
+  subnet: { prefix: string; prefixLen: number };
+  /**
+   * Also require an inner source inside the subnet of the peer whose public
+   * IP sent the datagram; default false. Refused with allowAnySource.
+   */
+  strictSource?: boolean;
 }
 
 // One FIB entry: the peer that owns prefix/prefixLen.
@@ -32,26 +39,35 @@ export interface CounterValue {
   bytes: number;
 }
 
-export type CounterName =
-  | 'tx_packets'
-  | 'tx_drop_not_ipv4'
-  | 'tx_drop_bad_ipv4'
-  | 'tx_drop_no_route'
-  | 'tx_drop_ttl'
-  | 'tx_drop_bad_gso'
-  | 'tx_drop_send_error'
-  | 'rx_packets'
-  | 'rx_drop_unknown_peer'
-  | 'rx_drop_truncated'
-  | 'rx_drop_oversized'
-  | 'rx_drop_bad_vxlan_flags'
-  | 'rx_drop_wrong_vni'
-  | 'rx_drop_wrong_mac'
-  | 'rx_drop_bad_ethertype'
-  | 'rx_drop_not_ipv4'
-  | 'rx_drop_bad_ihl'
-  | 'rx_drop_bad_length'
-  | 'rx_drop_tun_write_error';
+/** The engine's counters, in the addon's order (native/core/counters.h; a unit test compares them). */
+export const COUNTER_NAMES = [
+  'tx_packets',
+  'tx_drop_not_ipv4',
+  'tx_drop_bad_ipv4',
+  'tx_drop_no_route',
+  'tx_drop_ttl',
+  'tx_drop_bad_gso',
+  'tx_drop_send_error',
+  'tx_drop_loop',
+  'tx_gso_fallback',
+  'rx_packets',
+  'rx_drop_unknown_peer',
+  'rx_drop_truncated',
+  'rx_drop_oversized',
+  'rx_drop_bad_vxlan_flags',
+  'rx_drop_wrong_vni',
+  'rx_drop_wrong_mac',
+  'rx_drop_bad_ethertype',
+  'rx_drop_not_ipv4',
+  'rx_drop_bad_ihl',
+  'rx_drop_bad_length',
+  'rx_drop_inner_dst',
+  'rx_drop_inner_src',
+  'rx_csum_partial',
+  'rx_drop_tun_write_error',
+] as const;
+
+export type CounterName = (typeof COUNTER_NAMES)[number];
 
 export interface NativeStats {
   counters: Record<CounterName, CounterValue>;
@@ -90,11 +106,14 @@ export interface NativeOffload {
   readonly GSO_UDP_L4: number;
 }
 
-/** Native microbenchmark of encap/decap: run(n) processes n * batch packets, returns how many passed. */
+/**
+ * Native microbenchmark of encap/decap: run(n) processes n * batch packets, returns how many passed.
+ * 'rx' is decap plus the inner-address check, 'rx-strict' with the source check too.
+ */
 export interface NativeCoreBench {
   run(iterations: number): number;
 }
-export type NativeCoreBenchClass = new (op: 'encap' | 'decap', format: WireFormat, size: number, batch: number) => NativeCoreBench;
+export type NativeCoreBenchClass = new (op: 'encap' | 'decap' | 'rx' | 'rx-strict', format: WireFormat, size: number, batch: number) => NativeCoreBench;
 
 export interface DecapOptions {
   vni?: number;
