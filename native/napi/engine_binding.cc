@@ -219,7 +219,7 @@ Napi::Value bytes_arg(const Napi::CallbackInfo& info, size_t i) {
   return info[i];
 }
 
-// decap(format, payload, {vni, vtepMac, maxInner}) -> {verdict, innerOffset, innerLength}
+// decap(format, payload, {vni, vtepMac, maxInner}) -> {verdict, innerOffset, innerLength, superPacket}
 Napi::Value js_decap(const Napi::CallbackInfo& info) {
   Napi::Uint8Array bytes = bytes_arg(info, 1).As<Napi::Uint8Array>();
   DecapParams p = decap_params(info);
@@ -228,6 +228,7 @@ Napi::Value js_decap(const Napi::CallbackInfo& info) {
   out.Set("verdict", counter_name(r.verdict));
   out.Set("innerOffset", static_cast<double>(r.inner_off));
   out.Set("innerLength", static_cast<double>(r.inner_len));
+  out.Set("superPacket", r.super_packet);
   return out;
 }
 

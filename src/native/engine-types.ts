@@ -101,7 +101,8 @@ export interface VnetHeader {
 export interface NativeOffload {
   segment(packet: Uint8Array, vnet: { gsoType: number; gsoSize: number }, lead?: number): { verdict: CounterName; segments: Buffer[]; stride: number };
   completeChecksum(packet: Uint8Array, csumStart: number, csumOffset: number): Buffer | null;
-  coalesce(packets: Uint8Array[]): Array<{ vnet: VnetHeader; packet: Buffer; segments: number; bytes: number }>;
+  /** With maxInner, a packet longer than it is taken as a TCP super-packet (Coalescer::add_super). */
+  coalesce(packets: Uint8Array[], maxInner?: number): Array<{ vnet: VnetHeader; packet: Buffer; segments: number; bytes: number }>;
   readonly GSO_TCPV4: number;
   readonly GSO_UDP_L4: number;
 }
@@ -126,7 +127,7 @@ export interface NativeEncap {
     format: WireFormat,
     payload: Uint8Array,
     opts: DecapOptions,
-  ): { verdict: CounterName; innerOffset: number; innerLength: number };
+  ): { verdict: CounterName; innerOffset: number; innerLength: number; superPacket: boolean };
   encap(
     format: WireFormat,
     inner: Uint8Array,
