@@ -146,11 +146,12 @@ int udp_gro_size(const msghdr& h) {
 }  // namespace
 
 // Outbound, step by step: read up to `batch` packets from the TUN (with
-// offload each may be a TCP super-packet behind a virtio-net header);
-// look up the destination's peer in the current FIB snapshot; encapsulate
-// in place (headroom) or, for a super-packet, segment into a run of
-// datagrams with their headers; send everything with one sendmmsg, a run
-// as one UDP_SEGMENT message.
+// offload each may be a TCP or UDP super-packet behind a virtio-net
+// header); drop our own datagrams come back (a peer routed into the
+// overlay); look up the destination's peer in the current FIB snapshot;
+// encapsulate in place (headroom) or, for a super-packet, segment into a
+// run of datagrams with their headers; send everything with one sendmmsg,
+// a run as one UDP_SEGMENT message (resent one by one if refused).
 void Engine::tx_loop() {
   pthread_setname_np(pthread_self(), "weft-tx");
   const unsigned n = cfg_.batch;
@@ -341,9 +342,12 @@ void Engine::tx_loop() {
 
 // Inbound: receive up to `batch` messages (with UDP_GRO each may hold a
 // run of datagrams from one sender); drop anything not from a current
-// peer; split runs, validate and decapsulate every datagram; then either
-// write each inner packet to the TUN or, with offload, let the coalescer
-// merge in-order TCP segments into super-packets and write those.
+// peer; split runs, validate and decapsulate every datagram, and drop an
+// inner packet not for our subnet (or, strict, not from the sender's);
+// then either write each inner packet to the TUN (a partial checksum
+// completed) or, with offload, let the coalescer merge in-order TCP
+// segments into super-packets and write those (a partial checksum marked
+// NEEDS_CSUM). A kernel peer's TCP super-packet is cut to the MTU.
 void Engine::rx_loop() {
   pthread_setname_np(pthread_self(), "weft-rx");
   const unsigned n = cfg_.batch;
