@@ -147,7 +147,7 @@ int udp_gro_size(const msghdr& h) {
 
 // Outbound, step by step: read up to `batch` packets from the TUN (with
 // offload each may be a TCP or UDP super-packet behind a virtio-net
-// header); drop our own datagrams come back (a peer routed into the
+// header); drop our own datagrams that came back (a peer routed into the
 // overlay); look up the destination's peer in the current FIB snapshot;
 // encapsulate in place (headroom) or, for a super-packet, segment into a
 // run of datagrams with their headers; send everything with one sendmmsg,
