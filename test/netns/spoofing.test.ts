@@ -20,8 +20,7 @@ import * as readline from 'node:readline';
 import { after, describe, it } from 'node:test';
 
 import { EngineProcess } from '../../lab/engine-process';
-import type { Netns } from '../../lab/netns';
-import { deleteNamespaces, runPrefix } from '../../lab/netns';
+import { deleteNamespaces, type Netns, runPrefix } from '../../lab/netns';
 import { engineArgs, peerOf, ping, startWeft, type WeftNode } from '../../lab/overlay';
 import { udp4, vxlanFrame } from '../../lab/packets';
 import { sendRawIpv4 } from '../../lab/raw-ip';
