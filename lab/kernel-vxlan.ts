@@ -16,11 +16,10 @@ export function setupKernelVxlan(node: LabNode, vtepMac: string, vni = 1, underl
   // else there by itself: every remote subnet gets its own onlink route.
   ns.ip('addr', 'add', `${formatIp4(parseCidr4(node.subnet).ip)}/32`, 'dev', dev);
   ns.ip('link', 'set', dev, 'up');
-  // flannel's documented workaround (its issue #1279): the kernel leaves
-  // the inner TCP/UDP checksum for the NIC to fill in, and a veth never
-  // does, so a userspace receiver (weft, or any other) would see it unset.
-  // A real NIC computes it; here the vxlan device must.
-  ns.exec('ethtool', ['-K', dev, 'tx-checksum-ip-generic', 'off']);
+  // Nothing else: flannel.1 keeps its checksum and segmentation offloads,
+  // as flanneld leaves it. On a veth underlay it therefore sends inner
+  // TCP/UDP checksums unfilled and TCP super-packets whole; weft takes both
+  // (flannel's ethtool workaround, its issue #1279, is not needed).
 }
 
 /** What flannel does per remote vxlan lease: neigh, fdb, onlink route. */

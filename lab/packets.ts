@@ -133,3 +133,18 @@ export function udp4(s: { src?: string; dst?: string; sport?: number; dport?: nu
   pkt.writeUInt16BE(c === 0 ? 0xffff : c, 26);
   return pkt;
 }
+
+/**
+ * ICMP "fragmentation needed" (type 3, code 4) announcing nextHopMtu, quoting
+ * the start of a datagram as a router would: its IPv4 header and at least
+ * 8 bytes after it.
+ */
+export function icmpFragNeeded(nextHopMtu: number, quoted: Uint8Array): Buffer {
+  const b = Buffer.alloc(8 + quoted.length);
+  b[0] = 3;
+  b[1] = 4;
+  b.writeUInt16BE(nextHopMtu, 6);
+  b.set(quoted, 8);
+  b.writeUInt16BE(checksum(b), 2);
+  return b;
+}

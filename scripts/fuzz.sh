@@ -18,15 +18,16 @@ out=build/fuzz
 cxx=clang++-14
 flags=(-std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Wall -Wextra -I native)
 
-# target -> the core sources it links, and its -max_len: a datagram the
-# decap sees is at most an MTU or so, a TUN super-packet up to 64 KB.
+# target -> the core sources it links, and its -max_len: a TUN super-packet
+# is up to 64 KB; so is a datagram from a kernel peer's GSO, but the decap
+# targets take the TUN MTU from the input, so 4 KB reaches every branch.
 declare -A srcs=(
-  [fuzz_decap_vxlan]="encap.cc"
-  [fuzz_decap_udp]="encap.cc"
+  [fuzz_decap_vxlan]="encap.cc fib.cc offload.cc"
+  [fuzz_decap_udp]="encap.cc fib.cc offload.cc"
   [fuzz_netlink]="netlink.cc sys_error.cc"
-  [fuzz_gso_segment]="offload.cc encap.cc"
-  [fuzz_coalesce]="offload.cc encap.cc"
-  [fuzz_encap]="offload.cc encap.cc"
+  [fuzz_gso_segment]="offload.cc encap.cc fib.cc"
+  [fuzz_coalesce]="offload.cc encap.cc fib.cc"
+  [fuzz_encap]="offload.cc encap.cc fib.cc"
 )
 declare -A max_len=(
   [fuzz_decap_vxlan]=4096
@@ -62,7 +63,7 @@ build() {  # name source core-sources...
 
 if [ "${1:-}" = seeds ]; then
   build make_seeds native/fuzz/make_seeds.cc -std=c++17 -O1 -I native \
-    native/core/encap.cc native/core/offload.cc native/core/netlink.cc native/core/sys_error.cc
+    native/core/encap.cc native/core/fib.cc native/core/offload.cc native/core/netlink.cc native/core/sys_error.cc
   rm -rf native/fuzz/corpus
   "$out/make_seeds" native/fuzz/corpus
   du -sh native/fuzz/corpus/* >&2

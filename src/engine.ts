@@ -86,6 +86,12 @@ export class Engine {
   static open(o: EngineOptions): Engine {
     if (o.backend === 'vxlan' && !o.vtepMac) throw new EngineError('vxlan needs a VtepMAC', 'EINVAL');
     if (o.mtu < 576) throw new EngineError(`overlay MTU ${o.mtu} is below 576`, 'EINVAL');
+    if (o.strictSource && o.allowAnySource) {
+      throw new EngineError(
+        "--strict-source cannot be combined with --allow-any-source: behind NAT a datagram's source is not the peer's public IP, so every packet would be dropped",
+        'EINVAL',
+      );
+    }
     const tunName = o.tunName ?? defaultTunName(o.backend, o.vni);
     const bindIp = formatIp4(o.bindIp);
     let native: NativeEngine;
@@ -101,6 +107,7 @@ export class Engine {
         batch: o.batch,
         offload: o.offload,
         allowAnySource: o.allowAnySource,
+        strictSource: o.strictSource,
       });
     } catch (err) {
       const code = errCode(err);
@@ -133,7 +140,7 @@ export class Engine {
     const dst = formatIp4(network.ip);
     const other = nl.routeList().find((r) => r.dst === dst && r.dstLen === network.prefixLen && r.oif !== tun.index);
     nl.routeReplace({ dst, dstLen: network.prefixLen, oif: tun.index });
-    this.native.start();
+    this.native.start({ prefix: formatIp4(subnet.ip), prefixLen: subnet.prefixLen });
     this.started = true;
     return other ? `${formatCidr4(network)}${other.gateway ? ` via ${other.gateway}` : ''}${other.oif ? ` dev #${other.oif}` : ''}` : null;
   }

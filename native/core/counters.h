@@ -18,10 +18,15 @@ namespace weft {
   X(tx_drop_ttl)         /* udp format: TTL would reach 0 */                  \
   X(tx_drop_bad_gso)     /* a TUN super-packet we cannot segment */           \
   X(tx_drop_send_error)  /* sendmmsg refused the datagram */                  \
+  X(tx_drop_loop)        /* one of our own datagrams came back into the TUN */ \
+  X(tx_gso_fallback)     /* not a drop: sent one by one after the kernel      \
+                            refused them as one UDP_SEGMENT message (also in  \
+                            tx_packets or tx_drop_send_error) */              \
   X(rx_packets)          /* decapsulated and written to the TUN */            \
   X(rx_drop_unknown_peer) /* sender's IP is not a current peer */             \
   X(rx_drop_truncated)   /* shorter than the headers it claims */             \
-  X(rx_drop_oversized)   /* inner packet larger than the TUN MTU */           \
+  X(rx_drop_oversized)   /* inner packet larger than the TUN MTU (but for a   \
+                            TCP super-packet with a sound checksum) */        \
   X(rx_drop_bad_vxlan_flags) /* I flag clear or a reserved bit set */         \
   X(rx_drop_wrong_vni)   /* VNI is not ours */                                \
   X(rx_drop_wrong_mac)   /* inner destination MAC is not our VtepMAC */       \
@@ -29,6 +34,13 @@ namespace weft {
   X(rx_drop_not_ipv4)    /* IP version is not 4 */                            \
   X(rx_drop_bad_ihl)     /* IHL < 5 or past the end */                        \
   X(rx_drop_bad_length)  /* IPv4 total length disagrees with the datagram */  \
+  X(rx_drop_inner_dst)   /* inner destination not in our subnet (or its     \
+                            broadcast address) */                             \
+  X(rx_drop_inner_src)   /* strict source: inner source not in the subnet of  \
+                            the peer that sent the datagram */                \
+  X(rx_csum_partial)     /* not a drop: a TCP/UDP checksum a peer left for a  \
+                            NIC to fill in, completed by us or by the kernel  \
+                            (also in rx_packets) */                           \
   X(rx_drop_tun_write_error) /* the TUN refused the packet */
 
 enum class Counter : uint8_t {

@@ -81,8 +81,34 @@ DecapResult decap(const DecapParams& p, const uint8_t* payload, size_t len) {
   size_t total = 0;
   Counter v = check_ipv4(payload + off, len - off, &total);
   if (v != Counter::rx_packets) return {v, 0, 0};
-  if (total > p.max_inner) return {Counter::rx_drop_oversized, 0, 0};
-  return {Counter::rx_packets, off, total};
+  if (total <= p.max_inner) return {Counter::rx_packets, off, total};
+  const uint8_t* ip = payload + off;
+  size_t ihl = size_t{ip[0] & 0x0fu} * 4;
+  bool tcp = ip[9] == 6 && (load_be16(ip + 6) & 0x3fff) == 0 && total - ihl >= 20;
+  size_t hdr = tcp ? ihl + static_cast<size_t>(ip[ihl + 12] >> 4) * 4 : 0;
+  if (!tcp || hdr < ihl + 20 || hdr >= total || hdr >= p.max_inner) return {Counter::rx_drop_oversized, 0, 0};
+  return {Counter::rx_packets, off, total, true};
+}
+
+Counter check_inner(const InnerRule& r, const uint8_t* inner, uint32_t outer_src, const Fib& fib) {
+  uint32_t mask = r.prefix_len == 0 ? 0 : ~uint32_t{0} << (32 - r.prefix_len);
+  uint32_t dst = ipv4_dst(inner);
+  // /31 and /32 have no broadcast address (RFC 3021).
+  bool broadcast = r.prefix_len <= 30 && dst == (r.subnet | ~mask);
+  if ((dst & mask) != r.subnet || broadcast) return Counter::rx_drop_inner_dst;
+  if (r.strict_source) {
+    const Peer* from = fib.lookup(ipv4_src(inner));
+    if (!from || from->public_ip != outer_src) return Counter::rx_drop_inner_src;
+  }
+  return Counter::rx_packets;
+}
+
+bool is_own_datagram(const uint8_t* pkt, size_t len, uint32_t local_ip, uint16_t port) {
+  if (len < kIpv4MinHeader || (pkt[0] >> 4) != 4 || pkt[9] != 17) return false;
+  if ((load_be16(pkt + 6) & 0x1fff) != 0) return false;  // a later fragment has no UDP header
+  size_t ihl = size_t{pkt[0] & 0x0fu} * 4;
+  if (ihl < kIpv4MinHeader || len < ihl + kUdpHeader) return false;
+  return (local_ip == 0 || ipv4_src(pkt) == local_ip) && load_be16(pkt + ihl) == port;
 }
 
 Counter check_tx_ipv4(const uint8_t* pkt, size_t len) {

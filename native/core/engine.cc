@@ -38,13 +38,20 @@ Engine::Engine(const EngineConfig& cfg)
   if (!wake_) throw SysError(errno, "eventfd");
   if (cfg_.batch == 0 || cfg_.batch > 1024) throw SysError(EINVAL, "engine batch must be 1..1024");
   if (cfg_.vni > kVniMax) throw SysError(EINVAL, "vni must be < 2^24");
+  if (cfg_.inner.strict_source && cfg_.allow_any_source) {
+    throw SysError(EINVAL, "strict source checking needs datagrams from peers' public IPs: not with allow any source");
+  }
   if (cfg_.offload && !sock_.enable_gro()) throw SysError(errno, "setsockopt UDP_GRO");
 }
 
 Engine::~Engine() { stop(); }
 
-void Engine::start() {
+void Engine::start(uint32_t subnet, uint8_t prefix_len) {
   if (started_) return;
+  if (prefix_len > 32) throw SysError(EINVAL, "subnet prefix length must be 0..32");
+  // Written before the threads exist: thread creation orders it before their reads.
+  cfg_.inner.subnet = prefix_len == 0 ? 0 : subnet & ~(~uint32_t{0} >> prefix_len);
+  cfg_.inner.prefix_len = prefix_len;
   // A restart after stop(): empty the eventfd and clear the flag first.
   uint64_t drained;
   while (::read(wake_.get(), &drained, sizeof drained) > 0) {
@@ -141,11 +148,12 @@ int udp_gro_size(const msghdr& h) {
 }  // namespace
 
 // Outbound, step by step: read up to `batch` packets from the TUN (with
-// offload each may be a TCP super-packet behind a virtio-net header);
-// look up the destination's peer in the current FIB snapshot; encapsulate
-// in place (headroom) or, for a super-packet, segment into a run of
-// datagrams with their headers; send everything with one sendmmsg, a run
-// as one UDP_SEGMENT message.
+// offload each may be a TCP or UDP super-packet behind a virtio-net
+// header); drop our own datagrams that came back (a peer routed into the
+// overlay); look up the destination's peer in the current FIB snapshot;
+// encapsulate in place (headroom) or, for a super-packet, segment into a
+// run of datagrams with their headers; send everything with one sendmmsg,
+// a run as one UDP_SEGMENT message (resent one by one if refused).
 void Engine::tx_loop() {
   pthread_setname_np(pthread_self(), "weft-tx");
   const unsigned n = cfg_.batch;
@@ -166,13 +174,49 @@ void Engine::tx_loop() {
   std::vector<Control> ctrl(max_msgs);
   std::vector<size_t> msg_bytes(max_msgs);
   std::vector<unsigned> msg_packets(max_msgs);
+  std::vector<uint16_t> msg_seg(max_msgs);  // UDP_SEGMENT size, 0 for a plain datagram
+  std::vector<int> errs(max_msgs);
+  // One refused UDP_SEGMENT message, resent as single datagrams.
+  iovec one_iov[kMaxSegments];
+  mmsghdr one_msgs[kMaxSegments];
+  int one_errs[kMaxSegments];
   const EncapParams ep{cfg_.format, cfg_.vni, cfg_.local_mac};
   const int tun = tun_.fd();
   unsigned out = 0;
 
+  // The kernel refuses a UDP_SEGMENT message whose segments the route
+  // cannot carry whole (EINVAL), though it would fragment the same
+  // datagrams sent one by one: an underlay MTU set too high, a route over
+  // a smaller link. The data still goes, one datagram per segment, and is
+  // counted under tx_gso_fallback. A full socket (EAGAIN after the send
+  // timeout) would refuse those too: that run is dropped.
+  auto send_one_by_one = [&](unsigned i) {
+    const size_t lead = encap_len(cfg_.format);
+    const uint8_t* data = static_cast<const uint8_t*>(iov[i].iov_base);
+    const size_t total = iov[i].iov_len, seg = msg_seg[i];
+    unsigned m = 0;
+    for (size_t off = 0; off < total && m < kMaxSegments; off += seg, m++) {
+      one_iov[m] = {const_cast<uint8_t*>(data + off), std::min(seg, total - off)};
+      one_msgs[m] = {};
+      one_msgs[m].msg_hdr.msg_name = &dst[i];
+      one_msgs[m].msg_hdr.msg_namelen = sizeof(sockaddr_in);
+      one_msgs[m].msg_hdr.msg_iov = &one_iov[m];
+      one_msgs[m].msg_hdr.msg_iovlen = 1;
+    }
+    sock_.send_batch(one_msgs, m, one_errs);
+    for (unsigned k = 0; k < m; k++) {
+      size_t inner = one_iov[k].iov_len - lead;
+      counters_.add(Counter::tx_gso_fallback, inner);
+      counters_.add(one_msgs[k].msg_len ? Counter::tx_packets : Counter::tx_drop_send_error, inner);
+    }
+  };
   auto flush = [&] {
-    sock_.send_batch(msgs.data(), out);
+    sock_.send_batch(msgs.data(), out, errs.data());
     for (unsigned i = 0; i < out; i++) {
+      if (!msgs[i].msg_len && msg_seg[i] && errs[i] != EAGAIN && errs[i] != EWOULDBLOCK) {
+        send_one_by_one(i);
+        continue;
+      }
       Counter c = msgs[i].msg_len ? Counter::tx_packets : Counter::tx_drop_send_error;
       for (unsigned k = 0; k < msg_packets[i]; k++) counters_.add(c, k == 0 ? msg_bytes[i] : 0);
     }
@@ -188,6 +232,7 @@ void Engine::tx_loop() {
     msgs[out].msg_hdr.msg_iov = &iov[out];
     msgs[out].msg_hdr.msg_iovlen = 1;
     if (seg) set_udp_segment(msgs[out], ctrl[out], seg);
+    msg_seg[out] = seg;
     msg_packets[out] = packets;
     msg_bytes[out] = bytes;
     out++;
@@ -234,6 +279,11 @@ void Engine::tx_loop() {
             counters_.add(Counter::tx_drop_bad_gso, len);
             continue;
           }
+          // A UDP_SEGMENT run of ours comes back as one USO super-packet.
+          if (is_own_datagram(inner, len, cfg_.local_ip, cfg_.port)) {
+            counters_.add(Counter::tx_drop_loop, len);
+            continue;
+          }
           const Peer* peer = fib->lookup(ipv4_dst(inner));
           if (!peer) {
             counters_.add(Counter::tx_drop_no_route, len);
@@ -269,6 +319,7 @@ void Engine::tx_loop() {
         }
       }
       Counter v = check_tx_ipv4(inner, len);
+      if (v == Counter::tx_packets && is_own_datagram(inner, len, cfg_.local_ip, cfg_.port)) v = Counter::tx_drop_loop;
       if (v != Counter::tx_packets) {
         counters_.add(v, len);
         continue;
@@ -293,9 +344,12 @@ void Engine::tx_loop() {
 
 // Inbound: receive up to `batch` messages (with UDP_GRO each may hold a
 // run of datagrams from one sender); drop anything not from a current
-// peer; split runs, validate and decapsulate every datagram; then either
-// write each inner packet to the TUN or, with offload, let the coalescer
-// merge in-order TCP segments into super-packets and write those.
+// peer; split runs, validate and decapsulate every datagram, and drop an
+// inner packet not for our subnet (or, strict, not from the sender's);
+// then either write each inner packet to the TUN (a partial checksum
+// completed) or, with offload, let the coalescer merge in-order TCP
+// segments into super-packets and write those (a partial checksum marked
+// NEEDS_CSUM). A kernel peer's TCP super-packet is cut to the MTU.
 void Engine::rx_loop() {
   pthread_setname_np(pthread_self(), "weft-rx");
   const unsigned n = cfg_.batch;
@@ -313,13 +367,52 @@ void Engine::rx_loop() {
   std::vector<iovec> wv;
   wv.reserve(kMaxSegments + 2);
 
-  auto write_tun = [&](const iovec* v, int count, unsigned packets, size_t bytes) {
+  auto writev_tun = [&](const iovec* v, int count) {
     ssize_t w;
     do {
       w = ::writev(tun, v, count);
     } while (w < 0 && errno == EINTR);
-    Counter c = w >= 0 ? Counter::rx_packets : Counter::rx_drop_tun_write_error;
+    return w >= 0;
+  };
+  auto write_tun = [&](const iovec* v, int count, unsigned packets, size_t bytes) {
+    Counter c = writev_tun(v, count) ? Counter::rx_packets : Counter::rx_drop_tun_write_error;
     for (unsigned k = 0; k < packets; k++) counters_.add(c, k == 0 ? bytes : 0);
+  };
+  // A TCP super-packet from a kernel peer's offload (see DecapResult): with
+  // offload the TUN cuts it, without we do. Counted as the one packet it
+  // arrived as; its checksum is checked first, since both ways give the
+  // pieces fresh checksums.
+  std::unique_ptr<uint8_t[]> pieces;
+  auto deliver_super = [&](const uint8_t* pkt, size_t len, size_t datagram) {
+    L4Csum csum;
+    if (offload) {
+      csum = coalescer.add_super(pkt, len, cfg_.mtu);
+    } else {
+      csum = inspect_l4_checksum(pkt, len, true);
+    }
+    if (csum != L4Csum::valid && csum != L4Csum::partial) {
+      counters_.add(Counter::rx_drop_oversized, datagram);
+      return;
+    }
+    if (csum == L4Csum::partial) counters_.add(Counter::rx_csum_partial, len);
+    if (offload) return;
+    if (!pieces) pieces.reset(new uint8_t[kSegmentBuffer]);
+    const size_t ihl = size_t{pkt[0] & 0x0fu} * 4;
+    const size_t hdr = ihl + static_cast<size_t>(pkt[ihl + 12] >> 4) * 4;  // decap checked both, and hdr < mtu
+    VnetHdr vh;
+    vh.gso_type = kGsoTcpV4;
+    vh.gso_size = static_cast<uint16_t>(cfg_.mtu - hdr);
+    Segments sg = gso_segment(vh, pkt, len, pieces.get(), kSegmentBuffer, 0);
+    if (sg.verdict != Counter::tx_packets) {
+      counters_.add(Counter::rx_drop_oversized, datagram);
+      return;
+    }
+    bool ok = true;
+    for (unsigned k = 0; k < sg.count; k++) {
+      iovec v{pieces.get() + k * sg.stride, k + 1 < sg.count ? sg.seg_len : sg.last_len};
+      ok = writev_tun(&v, 1) && ok;
+    }
+    counters_.add(ok ? Counter::rx_packets : Counter::rx_drop_tun_write_error, len);
   };
 
   while (!stopping_.load(std::memory_order_relaxed)) {
@@ -360,19 +453,27 @@ void Engine::rx_loop() {
         counters_.add(Counter::rx_drop_truncated, 0);
         continue;
       }
+      const uint32_t outer_src = ntohl(src[i].sin_addr.s_addr);
       int gro = offload ? udp_gro_size(msgs[i].msg_hdr) : 0;
       size_t seg = gro > 0 ? static_cast<size_t>(gro) : len;
       for (size_t off = 0; off < len; off += seg) {
         size_t d = std::min(seg, len - off);
         DecapResult r = decap(dp, b + off, d);
+        if (r.verdict == Counter::rx_packets) r.verdict = check_inner(cfg_.inner, b + off + r.inner_off, outer_src, *fib);
         if (r.verdict != Counter::rx_packets) {
           counters_.add(r.verdict, d);
           continue;
         }
         uint8_t* inner = b + off + r.inner_off;
-        if (offload) {
-          coalescer.add(inner, r.inner_len);
+        if (r.super_packet) {
+          deliver_super(inner, r.inner_len, d);
+        } else if (offload) {
+          if (coalescer.add(inner, r.inner_len) == L4Csum::partial) counters_.add(Counter::rx_csum_partial, r.inner_len);
         } else {
+          if (inspect_l4_checksum(inner, r.inner_len, false) == L4Csum::partial) {
+            complete_l4_checksum(inner, r.inner_len);
+            counters_.add(Counter::rx_csum_partial, r.inner_len);
+          }
           iovec v{inner, r.inner_len};
           write_tun(&v, 1, 1, r.inner_len);
         }

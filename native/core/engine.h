@@ -1,9 +1,9 @@
 // The packet engine: one TUN, one UDP socket, two threads.
 //
-//   tx (weft-tx): TUN read batch -> check IPv4 -> FIB lookup -> encap in
-//                 place (headroom) -> sendmmsg batch
+//   tx (weft-tx): TUN read batch -> check IPv4, not our own datagram ->
+//                 FIB lookup -> encap in place (headroom) -> sendmmsg batch
 //   rx (weft-rx): recvmmsg batch -> sender is a peer? -> decap/validate ->
-//                 TUN write
+//                 inner addresses ours? -> TUN write
 //
 // Why this shape: flannel's udp proxy moves one packet per syscall on one
 // thread; batching the socket side and splitting directions across two
@@ -48,6 +48,10 @@ struct EngineConfig {
   // Accept datagrams from any source address, as flannel does, for
   // underlays where NAT hides a peer's public IP. Off: only from peers.
   bool allow_any_source = false;
+  // Whether inner sources are checked against the sending peer too (which
+  // needs the peer check: refused together with allow_any_source). The
+  // rule's subnet comes with start(): the TUN is opened before the lease.
+  InnerRule inner;
 };
 
 class Engine {
@@ -58,7 +62,9 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  void start();
+  // Starts the threads; subnet/prefix_len (our lease, host order) is the
+  // only inner destination taken from the overlay. Throws SysError.
+  void start(uint32_t subnet, uint8_t prefix_len);
   void stop();  // idempotent; joins both threads
   // False once stopped, or once a packet thread died (then fatal_error()).
   bool running() const { return started_ && !stopping_.load(); }

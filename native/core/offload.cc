@@ -123,8 +123,31 @@ bool complete_checksum(uint8_t* pkt, size_t len, size_t csum_start, size_t csum_
   if (csum_start > len || csum_offset > len - csum_start || len - csum_start - csum_offset < 2) return false;
   uint8_t* field = pkt + csum_start + csum_offset;
   uint16_t c = static_cast<uint16_t>(~fold(sum16(pkt + csum_start, len - csum_start)));
-  store_be16(field, c);
+  store_be16(field, c == 0 ? 0xffff : c);
   return true;
+}
+
+L4Csum inspect_l4_checksum(const uint8_t* pkt, size_t len, bool verify) {
+  uint8_t proto = pkt[9];
+  if (proto != kProtoTcp && proto != kProtoUdp) return L4Csum::none;
+  // A fragment's sum covers the reassembled datagram; the kernel checks it then.
+  if ((load_be16(pkt + 6) & 0x3fff) != 0) return L4Csum::none;
+  size_t ihl = size_t{pkt[0] & 0x0fu} * 4;
+  if (len < ihl + (proto == kProtoTcp ? 20 : kUdpHeader)) return L4Csum::none;
+  size_t l4_len = len - ihl;
+  if (proto == kProtoUdp) {
+    // The kernel sums (and trims to) the UDP length; one it would refuse is its to refuse.
+    size_t ulen = load_be16(pkt + ihl + 4);
+    if (ulen < kUdpHeader || ulen > l4_len) return L4Csum::none;
+    l4_len = ulen;
+  }
+  uint16_t field = load_be16(pkt + ihl + l4_checksum_offset(proto));
+  if (proto == kProtoUdp && field == 0) return L4Csum::valid;  // sent without a checksum
+  uint32_t pseudo = pseudo_sum(pkt, proto, l4_len);
+  bool partial_pattern = field == fold(pseudo);
+  if (!partial_pattern && !verify) return L4Csum::unchecked;
+  if (fold(sum16(pkt + ihl, l4_len, pseudo)) == 0xffff) return L4Csum::valid;
+  return partial_pattern ? L4Csum::partial : L4Csum::bad;
 }
 
 Segments gso_segment(const VnetHdr& h, const uint8_t* pkt, size_t len, uint8_t* out, size_t out_cap, size_t lead) {
@@ -183,6 +206,13 @@ Segments gso_segment(const VnetHdr& h, const uint8_t* pkt, size_t len, uint8_t* 
   return s;
 }
 
+void complete_l4_checksum(uint8_t* pkt, size_t len) {
+  size_t ihl = size_t{pkt[0] & 0x0fu} * 4;
+  // UDP sums its own length (inspect_l4_checksum checked it fits), not what may pad it.
+  size_t end = pkt[9] == kProtoUdp ? ihl + load_be16(pkt + ihl + 4) : len;
+  complete_checksum(pkt, end, ihl, l4_checksum_offset(pkt[9]));
+}
+
 // --- coalescing ------------------------------------------------------------
 
 namespace {
@@ -239,8 +269,16 @@ int Coalescer::find_flow(const uint8_t* pkt) const {
   return -1;
 }
 
-void Coalescer::emit_passthrough(const uint8_t* pkt, size_t len) {
+void Coalescer::emit_passthrough(const uint8_t* pkt, size_t len, bool partial) {
   TunWrite w;
+  if (partial) {
+    VnetHdr vh;
+    vh.flags = kVnetFlagNeedsCsum;
+    vh.csum_start = static_cast<uint16_t>(size_t{pkt[0] & 0x0fu} * 4);
+    vh.csum_offset = static_cast<uint16_t>(l4_checksum_offset(pkt[9]));
+    vh.hdr_len = static_cast<uint16_t>(vh.csum_start + vh.csum_offset + 2);
+    write_vnet_hdr(w.vnet, vh);
+  }
   w.first_iov = iovs_.size();
   w.iov_count = 1;
   w.bytes = len;
@@ -248,42 +286,49 @@ void Coalescer::emit_passthrough(const uint8_t* pkt, size_t len) {
   writes_.push_back(w);
 }
 
+void Coalescer::emit_tso(const uint8_t* first, size_t hdr_len, size_t total, uint16_t gso_size, bool psh,
+                         const iovec* payloads, size_t count, unsigned segments, size_t bytes) {
+  // The headers of the first segment, with the total length, PSH if the
+  // last had it, and the TCP checksum left partial (pseudo-header sum) for
+  // the kernel to finish, as NEEDS_CSUM says.
+  size_t ihl = size_t{first[0] & 0x0fu} * 4;
+  size_t off = headers_.size();
+  headers_.insert(headers_.end(), first, first + hdr_len);
+  uint8_t* h = headers_.data() + off;
+  store_be16(h + 2, static_cast<uint16_t>(total));
+  set_ipv4_checksum(h, ihl);
+  uint8_t* tcp = h + ihl;
+  if (psh) tcp[13] |= kTcpPsh;
+  store_be16(tcp + 16, fold(pseudo_sum(h, kProtoTcp, total - ihl)));
+
+  TunWrite w;
+  VnetHdr vh;
+  vh.flags = kVnetFlagNeedsCsum;
+  // CWR belongs to the first segment only; ECN tells the kernel so.
+  vh.gso_type = static_cast<uint8_t>(kGsoTcpV4 | ((tcp[13] & kTcpCwr) ? kGsoEcn : 0));
+  vh.hdr_len = static_cast<uint16_t>(hdr_len);
+  vh.gso_size = gso_size;
+  vh.csum_start = static_cast<uint16_t>(ihl);
+  vh.csum_offset = 16;
+  write_vnet_hdr(w.vnet, vh);
+  w.first_iov = iovs_.size();
+  w.iov_count = 1 + count;
+  w.bytes = bytes;
+  w.segments = segments;
+  header_iovs_.emplace_back(iovs_.size(), off);
+  iovs_.push_back({nullptr, hdr_len});
+  iovs_.insert(iovs_.end(), payloads, payloads + count);
+  writes_.push_back(w);
+}
+
 void Coalescer::emit_flow(size_t i) {
   Flow& f = flows_[i];
   unsigned segments = static_cast<unsigned>(f.payloads.size());
   if (segments == 1) {
-    emit_passthrough(f.first, f.hdr_len + f.total_payload);
+    emit_passthrough(f.first, f.hdr_len + f.total_payload, f.first_partial);
   } else {
-    // One header for the super-packet: the first segment's, with the total
-    // length, PSH if the last had it, and the TCP checksum left partial
-    // (pseudo-header sum) for the kernel to finish, as NEEDS_CSUM says.
-    size_t off = headers_.size();
-    headers_.insert(headers_.end(), f.first, f.first + f.hdr_len);
-    uint8_t* h = headers_.data() + off;
-    size_t total = f.hdr_len + f.total_payload;
-    store_be16(h + 2, static_cast<uint16_t>(total));
-    set_ipv4_checksum(h, kIpv4MinHeader);
-    uint8_t* tcp = h + kIpv4MinHeader;
-    if (f.psh) tcp[13] |= kTcpPsh;
-    store_be16(tcp + 16, fold(pseudo_sum(h, kProtoTcp, total - kIpv4MinHeader)));
-
-    TunWrite w;
-    VnetHdr vh;
-    vh.flags = kVnetFlagNeedsCsum;
-    vh.gso_type = kGsoTcpV4;
-    vh.hdr_len = static_cast<uint16_t>(f.hdr_len);
-    vh.gso_size = static_cast<uint16_t>(f.seg_payload);
-    vh.csum_start = static_cast<uint16_t>(kIpv4MinHeader);
-    vh.csum_offset = 16;
-    write_vnet_hdr(w.vnet, vh);
-    w.first_iov = iovs_.size();
-    w.iov_count = 1 + f.payloads.size();
-    w.bytes = segments * f.hdr_len + f.total_payload;
-    w.segments = segments;
-    header_iovs_.emplace_back(iovs_.size(), off);
-    iovs_.push_back({nullptr, f.hdr_len});
-    iovs_.insert(iovs_.end(), f.payloads.begin(), f.payloads.end());
-    writes_.push_back(w);
+    emit_tso(f.first, f.hdr_len, f.hdr_len + f.total_payload, static_cast<uint16_t>(f.seg_payload), f.psh,
+             f.payloads.data(), f.payloads.size(), segments, segments * f.hdr_len + f.total_payload);
   }
   // Free slot i: move the last open flow into it (payload vectors swap, so
   // their capacity stays with the slots).
@@ -292,13 +337,18 @@ void Coalescer::emit_flow(size_t i) {
   open_--;
 }
 
-void Coalescer::add(const uint8_t* pkt, size_t len) {
+L4Csum Coalescer::add(const uint8_t* pkt, size_t len) {
   TcpView v = view_tcp(pkt, len);
+  // Only a segment that could join a flow is summed here; the kernel sums
+  // everything else itself.
+  L4Csum csum = inspect_l4_checksum(pkt, len, v.mergeable);
+  bool partial = csum == L4Csum::partial;
+  if (csum != L4Csum::valid && !partial) v.mergeable = false;
   int at = v.tcp ? find_flow(pkt) : -1;
   if (!v.mergeable) {
     if (at >= 0) emit_flow(static_cast<size_t>(at));  // keep the flow in order
-    emit_passthrough(pkt, len);
-    return;
+    emit_passthrough(pkt, len, partial);
+    return csum;
   }
   if (at >= 0) {
     Flow& f = flows_[at];
@@ -316,7 +366,7 @@ void Coalescer::add(const uint8_t* pkt, size_t len) {
       f.next_seq += static_cast<uint32_t>(v.payload);
       f.psh = (v.flags & kTcpPsh) != 0;
       f.closed = f.psh || v.payload < f.seg_payload;
-      return;
+      return csum;
     }
     emit_flow(static_cast<size_t>(at));
   }
@@ -335,9 +385,23 @@ void Coalescer::add(const uint8_t* pkt, size_t len) {
   f.next_seq = v.seq + static_cast<uint32_t>(v.payload);
   f.psh = (v.flags & kTcpPsh) != 0;
   f.closed = f.psh;
+  f.first_partial = partial;
   f.opened = opened_++;
   f.payloads.clear();
   f.payloads.push_back({const_cast<uint8_t*>(pkt + v.hdr_len), v.payload});
+  return csum;
+}
+
+L4Csum Coalescer::add_super(const uint8_t* pkt, size_t len, size_t max_inner) {
+  L4Csum csum = inspect_l4_checksum(pkt, len, true);
+  if (csum != L4Csum::valid && csum != L4Csum::partial) return csum;
+  TcpView v = view_tcp(pkt, len);
+  if (!v.tcp || v.hdr_len >= max_inner || v.payload == 0) return L4Csum::bad;  // decap promised otherwise
+  int at = find_flow(pkt);
+  if (at >= 0) emit_flow(static_cast<size_t>(at));  // keep the flow in order
+  iovec payload{const_cast<uint8_t*>(pkt + v.hdr_len), v.payload};
+  emit_tso(pkt, v.hdr_len, len, static_cast<uint16_t>(max_inner - v.hdr_len), false, &payload, 1, 1, len);
+  return csum;
 }
 
 void Coalescer::finish() {

@@ -46,8 +46,33 @@ void write_vnet_hdr(uint8_t* p, const VnetHdr& h);
 
 // Fills in a checksum the kernel left partial (NEEDS_CSUM): the field at
 // csum_start + csum_offset holds the pseudo-header sum. False when the
-// offsets do not fit in len.
+// offsets do not fit in len. A result of 0 is written as 0xffff (the same
+// value in one's complement), as the kernel does: 0 means "none" to UDP.
 bool complete_checksum(uint8_t* pkt, size_t len, size_t csum_start, size_t csum_offset);
+
+// What the TCP or UDP checksum of a received IPv4 packet says. A kernel
+// peer whose device offloads checksums (a vxlan device on a veth, in kind
+// and other container-based nodes) sends it partial: the field holds the
+// folded pseudo-header sum for a NIC that never runs. The kernel's own
+// receiver trusts such a packet from a veth; a userspace receiver must say
+// so itself, with a virtio-net header, or finish the sum.
+enum class L4Csum : uint8_t {
+  none,       // not TCP/UDP, a fragment, or too short for its header
+  unchecked,  // not the partial pattern; not summed (verify was false)
+  valid,      // sums correctly (or UDP sent without a checksum)
+  partial,    // holds the pseudo-header sum and does not sum correctly
+  bad,        // summed, and wrong
+};
+// pkt: an IPv4 packet that passed check_ipv4, len its total length. Sums
+// the packet when verify is set or when the field holds the partial
+// pattern (to tell a partial packet from a valid one that matches by
+// chance, 1 in 65535).
+L4Csum inspect_l4_checksum(const uint8_t* pkt, size_t len, bool verify);
+// Finishes, in place, a checksum inspect_l4_checksum called partial.
+void complete_l4_checksum(uint8_t* pkt, size_t len);
+// Where a TCP or UDP packet's checksum field is, from the start of its L4
+// header (virtio-net's csum_offset).
+inline size_t l4_checksum_offset(uint8_t proto) { return proto == 6 ? 16 : 6; }
 
 // Where gso_segment put its packets: packet i starts at
 // out + lead + i * stride (stride = lead + seg_len), all seg_len long but
@@ -82,14 +107,26 @@ struct TunWrite {
 
 // Coalesces consecutive in-order TCP segments of one flow (same addresses,
 // ports, ACK, window, options; ACK-only flags; equal payloads but the last)
-// into one TSO super-packet for the TUN, as the kernel's GRO would. Every
-// other packet passes through unchanged. Packets are not copied: outputs
-// point at them, so they must stay put until the outputs are written.
+// into one TSO super-packet for the TUN, as the kernel's GRO would. Like
+// GRO, it merges only segments whose checksum is right (or partial, which
+// the kernel accepts from a veth too): the super-packet's checksum is left
+// for the kernel to compute afresh, so a segment corrupted on the underlay
+// (VXLAN has no outer checksum) would otherwise be delivered as good.
+// Every other packet passes through unchanged for the kernel to judge; a
+// partial one with a NEEDS_CSUM header, so the kernel completes it.
+// Packets are not copied: outputs point at them, so they must stay put
+// until the outputs are written.
 class Coalescer {
  public:
   void reset();
-  // pkt: a decapsulated, validated IPv4 packet (check_ipv4 passed).
-  void add(const uint8_t* pkt, size_t len);
+  // pkt: a decapsulated, validated IPv4 packet (check_ipv4 passed), len its
+  // total length. Returns what its checksum said (partial: to be counted).
+  L4Csum add(const uint8_t* pkt, size_t len);
+  // pkt: a TCP super-packet decap took whole (DecapResult::super_packet).
+  // Written out as TSO for the TUN to cut to max_inner, only when its
+  // checksum is valid or partial (the return value says; anything else is
+  // the caller's to drop).
+  L4Csum add_super(const uint8_t* pkt, size_t len, size_t max_inner);
   // Closes every open flow. Outputs keep the order packets of a flow came in.
   void finish();
   const std::vector<TunWrite>& writes() const { return writes_; }
@@ -108,11 +145,16 @@ class Coalescer {
     uint32_t next_seq = 0;
     bool closed = false;             // a short or PSH segment ended it
     bool psh = false;
+    bool first_partial = false;      // written alone, the first needs NEEDS_CSUM
     uint64_t opened = 0;             // order of opening, for eviction
     std::vector<iovec> payloads;     // capacity kept across batches
   };
-  void emit_passthrough(const uint8_t* pkt, size_t len);
+  void emit_passthrough(const uint8_t* pkt, size_t len, bool partial);
   void emit_flow(size_t i);  // writes flow i out and frees its slot
+  // A TSO write: a copy of pkt's hdr_len header bytes (lengths and IPv4
+  // checksum set for total, TCP checksum left partial), then payloads.
+  void emit_tso(const uint8_t* first, size_t hdr_len, size_t total, uint16_t gso_size, bool psh,
+                const iovec* payloads, size_t count, unsigned segments, size_t bytes);
   int find_flow(const uint8_t* pkt) const;
 
   Flow flows_[kMaxOpenFlows];

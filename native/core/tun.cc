@@ -12,8 +12,10 @@
 
 namespace weft {
 
-// TUN_F_USO4 (Linux 6.2); older headers lack it, older kernels refuse it.
-constexpr unsigned kTunUso4 = 0x20;
+// TUN_F_USO4 and TUN_F_USO6 (Linux 6.2); older headers lack them, older
+// kernels refuse them. The kernel turns on UDP segmentation offload only
+// for both together (one alone is refused), though IPv6 never reaches us.
+constexpr unsigned kTunUso = 0x20 | 0x40;
 
 Tun::Tun(const TunOptions& opts) {
   if (opts.name.size() >= IFNAMSIZ) {
@@ -44,7 +46,7 @@ Tun::Tun(const TunOptions& opts) {
     // Let the kernel hand us unchecksummed TCP super-packets (and UDP ones
     // where it can), instead of segmenting and checksumming them first.
     unsigned base = TUN_F_CSUM | TUN_F_TSO4;
-    if (::ioctl(fd_.get(), TUNSETOFFLOAD, base | kTunUso4) == 0) {
+    if (::ioctl(fd_.get(), TUNSETOFFLOAD, base | kTunUso) == 0) {
       uso_ = true;
     } else if (::ioctl(fd_.get(), TUNSETOFFLOAD, base) < 0) {
       throw SysError(errno, "tun " + name_ + ": TUNSETOFFLOAD");

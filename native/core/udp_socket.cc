@@ -36,6 +36,11 @@ UdpSocket::UdpSocket(uint32_t local_ip, uint16_t port, int buffer_bytes) : port_
   // held up by a full socket; the datagram is then counted as a send error.
   timeval send_wait{0, 100 * 1000};
   setsockopt(fd_.get(), SOL_SOCKET, SO_SNDTIMEO, &send_wait, sizeof send_wait);
+  // See the note in udp_socket.h; OMIT needs Linux 3.15.
+  int pmtu = IP_PMTUDISC_OMIT;
+  if (setsockopt(fd_.get(), IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu) < 0) {
+    throw SysError(errno, "setsockopt IP_MTU_DISCOVER IP_PMTUDISC_OMIT");
+  }
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_port = htons(port);
@@ -61,8 +66,11 @@ int UdpSocket::recv_batch(mmsghdr* msgs, unsigned n) {
   }
 }
 
-unsigned UdpSocket::send_batch(mmsghdr* msgs, unsigned n) {
-  for (unsigned i = 0; i < n; i++) msgs[i].msg_len = 0;  // stays 0 for a refused one
+unsigned UdpSocket::send_batch(mmsghdr* msgs, unsigned n, int* errs) {
+  for (unsigned i = 0; i < n; i++) {
+    msgs[i].msg_len = 0;  // stays 0 for a refused one
+    errs[i] = 0;
+  }
   unsigned done = 0, sent = 0;
   while (done < n) {
     int got = ::sendmmsg(fd_.get(), msgs + done, n - done, 0);
@@ -72,7 +80,9 @@ unsigned UdpSocket::send_batch(mmsghdr* msgs, unsigned n) {
       continue;
     }
     if (got < 0 && errno == EINTR) continue;
-    done++;  // msgs[done] was refused (EMSGSIZE, ENETUNREACH, ...): skip it
+    // msgs[done] was refused (EINVAL for a UDP_SEGMENT run the route cannot
+    // take, ENETUNREACH, EAGAIN after the send timeout, ...): skip it.
+    errs[done++] = got < 0 ? errno : EIO;
   }
   return sent;
 }

@@ -1,5 +1,13 @@
 // The underlay UDP socket: bound to the node's address and the backend port,
 // read and written in batches (recvmmsg/sendmmsg).
+//
+// Path MTU: like the kernel's vxlan device, the socket never sets DF and
+// lets the kernel fragment a datagram larger than the interface's MTU
+// (IP_PMTUDISC_OMIT). It also ignores ICMP "fragmentation needed": by
+// default one such message, forged by anyone on the underlay or by a pod
+// through the overlay, lowers the path MTU below our segment size, and
+// the kernel then refuses every UDP_SEGMENT send to that peer for ten
+// minutes. A smaller hop on the real path fragments our datagrams instead.
 #pragma once
 
 #include <netinet/in.h>
@@ -30,9 +38,9 @@ class UdpSocket {
   // none are waiting). msgs[i].msg_len holds each length.
   int recv_batch(mmsghdr* msgs, unsigned n);
   // Sends n datagrams, blocking while the socket buffer is full. A datagram
-  // the kernel refuses is skipped and left with msg_len 0; returns how many
-  // were sent.
-  unsigned send_batch(mmsghdr* msgs, unsigned n);
+  // the kernel refuses is skipped and left with msg_len 0 and its errno in
+  // errs[i] (0 for one sent); returns how many were sent.
+  unsigned send_batch(mmsghdr* msgs, unsigned n, int* errs);
 
  private:
   Fd fd_;

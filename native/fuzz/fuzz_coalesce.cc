@@ -1,29 +1,37 @@
 // weft::Coalescer: the decapsulated packets of a receive batch, merged
 // into TSO super-packets for the TUN. The packets come from the underlay,
-// so every header field is the sender's choice.
+// so every header field (and every checksum) is the sender's choice.
 //
 // Input: a run of records, each  op (1 byte) | n (2 bytes, BE) | ...
 //   op & 3 == 0  raw: the next n bytes are one packet.
 //   op & 3 == 1  next segment: the previous packet's IPv4+TCP headers with
 //                the sequence number advanced past its payload, then n
-//                payload bytes of a fill pattern (payload is opaque to the
-//                coalescer), so runs of mergeable segments, up to the 64
-//                segment and 64 KB limits, cost 3 bytes a packet.
-//                op & 4 sets PSH, op & 8 skips one sequence number.
+//                payload bytes of a fill pattern, and a right TCP checksum,
+//                so runs of mergeable segments, up to the 64 segment and
+//                64 KB limits, cost 3 bytes a packet.
+//                op & 4 sets PSH, op & 8 skips one sequence number,
+//                op & 0x10 corrupts a payload byte after the checksum (as
+//                the underlay may: VXLAN has no outer checksum),
+//                op & 0x20 leaves the checksum partial (pseudo-header sum),
+//                as a kernel peer on a veth sends it.
 //   op & 3 >= 2  the previous packet again (a duplicate or retransmit).
 //   op & 0x80    after this packet, end the batch (finish, check, reset);
 //                a batch also ends at 256 packets, and an input stops
 //                after building 256 KB.
-// Each packet goes through weft::check_ipv4 first and is added with its
-// IPv4 total length, as the engine does after decap. Every packet lives in
-// its own allocation of exactly that length, so a read past any one of
-// them is an ASan report.
+// Each packet goes through weft::decap (udp format, TUN MTU kMaxInner)
+// first, as the engine does: one it takes whole as a TCP super-packet goes
+// to add_super, the rest to add. Every packet lives in its own allocation
+// of exactly its length, so a read past any one of them is an ASan report.
 //
 // Checked at every finish(): each output is <= 65535 bytes and <= 64
 // segments; every packet added comes out exactly once, either whole or as
-// the payload of a super-packet; a super-packet is one flow's consecutive
-// sequence numbers with all payloads of gso_size but the last; the TCP
-// packets of one flow come out in the order they went in.
+// the payload of a super-packet, except a super-packet add_super refused
+// (its checksum neither right nor partial), which never comes out; a
+// super-packet is one flow's consecutive sequence numbers with all
+// payloads of gso_size but the last, and only segments whose checksum is
+// right or partial are in one; a packet written whole carries NEEDS_CSUM
+// exactly when its checksum is partial; the TCP packets of one flow come
+// out in the order they went in; what add returns agrees with the checksum.
 #include <map>
 #include <tuple>
 #include <vector>
@@ -39,10 +47,14 @@ namespace {
 // cares about the 64-segment and 64 KB limits, which this still reaches.
 constexpr size_t kMaxBatch = 256;
 constexpr size_t kMaxBuilt = 256u << 10;
+constexpr size_t kMaxInner = 1500;  // the TUN MTU decap and add_super are given
 
 struct Held {
   std::unique_ptr<uint8_t[]> bytes;
   size_t len = 0;
+  fuzz::Csum csum = fuzz::Csum::none;  // what its checksum is, read apart from the core
+  bool super = false;                  // decap took it whole: it went to add_super
+  bool refused = false;                // add_super would not take it
 };
 
 size_t tcp_hdr_len(const uint8_t* p, size_t len) {  // 0: not a TCP packet we can read
@@ -112,12 +124,21 @@ void check_batch(const weft::Coalescer& c, const std::vector<Held>& batch) {
     FUZZ_CHECK(total <= 65535);
     weft::VnetHdr vh = weft::read_vnet_hdr(w.vnet);
 
-    if (w.segments == 1) {
-      FUZZ_CHECK(w.iov_count == 1);
-      FUZZ_CHECK(vh.gso_type == weft::kGsoNone && vh.flags == 0);
+    if (w.segments == 1 && w.iov_count == 1) {
       size_t k = which(iovs[w.first_iov], false);
       FUZZ_CHECK(k != SIZE_MAX);  // a held packet, whole
+      FUZZ_CHECK(!batch[k].super);
       FUZZ_CHECK(w.bytes == batch[k].len);
+      FUZZ_CHECK(vh.gso_type == weft::kGsoNone);
+      if (batch[k].csum == fuzz::Csum::partial) {
+        // The kernel finishes it: NEEDS_CSUM at the packet's own field.
+        const uint8_t* p = batch[k].bytes.get();
+        size_t ihl = size_t{p[0] & 0x0fu} * 4;
+        FUZZ_CHECK(vh.flags == weft::kVnetFlagNeedsCsum && vh.csum_start == ihl);
+        FUZZ_CHECK(vh.csum_offset == (p[9] == 6 ? 16 : 6) && vh.hdr_len == ihl + vh.csum_offset + 2);
+      } else {
+        FUZZ_CHECK(vh.flags == 0 && vh.csum_start == 0 && vh.csum_offset == 0);
+      }
       seen[k]++;
       in_order(k);
       continue;
@@ -127,12 +148,37 @@ void check_batch(const weft::Coalescer& c, const std::vector<Held>& batch) {
     FUZZ_CHECK(w.iov_count == 1 + w.segments);
     const iovec& hv = iovs[w.first_iov];
     const uint8_t* h = static_cast<const uint8_t*>(hv.iov_base);
+    size_t ihl = size_t{h[0] & 0x0fu} * 4;
     FUZZ_CHECK(which(hv, false) == SIZE_MAX);  // in the header storage, not a packet
-    FUZZ_CHECK(hv.iov_len >= 40 && hv.iov_len <= 80 && h[0] == 0x45);
-    FUZZ_CHECK(fuzz::be16(h + 2) == total && fuzz::ipv4_csum_ok(h, 20));
-    FUZZ_CHECK(vh.gso_type == weft::kGsoTcpV4 && vh.flags == weft::kVnetFlagNeedsCsum);
-    FUZZ_CHECK(vh.hdr_len == hv.iov_len && vh.csum_start == 20 && vh.csum_offset == 16);
+    FUZZ_CHECK(hv.iov_len >= ihl + 20 && hv.iov_len <= 120 && (h[0] >> 4) == 4 && ihl >= 20);
+    FUZZ_CHECK(fuzz::be16(h + 2) == total && fuzz::ipv4_csum_ok(h, ihl));
+    FUZZ_CHECK((vh.gso_type & ~weft::kGsoEcn) == weft::kGsoTcpV4 && vh.flags == weft::kVnetFlagNeedsCsum);
+    FUZZ_CHECK(((vh.gso_type & weft::kGsoEcn) != 0) == ((h[ihl + 13] & 0x80) != 0));  // CWR
+    FUZZ_CHECK(vh.hdr_len == hv.iov_len && vh.csum_start == ihl && vh.csum_offset == 16);
     FUZZ_CHECK(vh.gso_size > 0);
+    // NEEDS_CSUM: the field holds the pseudo-header sum for the kernel to finish.
+    uint32_t pseudo = fuzz::ones_sum(h + 12, 8) + 6 + static_cast<uint32_t>(total - ihl);
+    FUZZ_CHECK(fuzz::be16(h + ihl + 16) == fuzz::ones_fold(pseudo));
+
+    if (w.segments == 1) {
+      // A super-packet decap took whole, cut to the TUN's MTU by the TUN.
+      FUZZ_CHECK(w.iov_count == 2);
+      size_t k = which(iovs[w.first_iov + 1], true);
+      FUZZ_CHECK(k != SIZE_MAX && batch[k].super && !batch[k].refused);
+      FUZZ_CHECK(batch[k].csum == fuzz::Csum::valid || batch[k].csum == fuzz::Csum::partial);
+      const uint8_t* p = batch[k].bytes.get();
+      FUZZ_CHECK(hv.iov_len == tcp_hdr_len(p, batch[k].len) && total == batch[k].len);
+      FUZZ_CHECK(vh.gso_size == kMaxInner - hv.iov_len);
+      // Our header is the packet's own but for the total length and checksums.
+      FUZZ_CHECK(h[1] == p[1] && std::memcmp(h + 4, p + 4, 6) == 0);
+      FUZZ_CHECK(std::memcmp(h + 12, p + 12, ihl + 16 - 12) == 0);  // addresses, options, TCP up to its checksum
+      FUZZ_CHECK(std::memcmp(h + ihl + 18, p + ihl + 18, hv.iov_len - ihl - 18) == 0);
+      FUZZ_CHECK(w.bytes == batch[k].len);
+      seen[k]++;
+      in_order(k);
+      continue;
+    }
+    FUZZ_CHECK(ihl == 20);
     size_t first = SIZE_MAX, prev = SIZE_MAX, bytes = 0;
     for (size_t i = w.first_iov + 1; i < next_iov; i++) {
       size_t k = which(iovs[i], true);
@@ -142,15 +188,15 @@ void check_batch(const weft::Coalescer& c, const std::vector<Held>& batch) {
       FUZZ_CHECK(hl == hv.iov_len);
       bool last = i + 1 == next_iov;
       FUZZ_CHECK(last ? iovs[i].iov_len <= vh.gso_size : iovs[i].iov_len == vh.gso_size);
+      // Like GRO: only segments whose checksum holds (or is partial) merge.
+      FUZZ_CHECK(!batch[k].super);
+      FUZZ_CHECK(batch[k].csum == fuzz::Csum::valid || batch[k].csum == fuzz::Csum::partial);
       if (first == SIZE_MAX) {
         first = k;
         // Our header is the first segment's but for length, checksums and PSH.
         FUZZ_CHECK(h[1] == p[1] && std::memcmp(h + 4, p + 4, 6) == 0 && std::memcmp(h + 12, p + 12, 21) == 0);
         FUZZ_CHECK((h[33] & ~0x08) == (p[33] & ~0x08));
         FUZZ_CHECK(std::memcmp(h + 34, p + 34, 2) == 0 && std::memcmp(h + 38, p + 38, hl - 38) == 0);
-        // NEEDS_CSUM: the field holds the pseudo-header sum for the kernel to finish.
-        uint32_t pseudo = fuzz::ones_sum(h + 12, 8) + 6 + static_cast<uint32_t>(total - 20);
-        FUZZ_CHECK(fuzz::be16(h + 36) == fuzz::ones_fold(pseudo));
       } else {
         const uint8_t* q = batch[prev].bytes.get();
         size_t ql = tcp_hdr_len(q, batch[prev].len);
@@ -166,8 +212,29 @@ void check_batch(const weft::Coalescer& c, const std::vector<Held>& batch) {
     FUZZ_CHECK(w.bytes == bytes);
   }
   FUZZ_CHECK(next_iov == iovs.size());
-  FUZZ_CHECK(segments == batch.size());
-  for (int n : seen) FUZZ_CHECK(n == 1);
+  size_t refused = 0;
+  for (size_t k = 0; k < batch.size(); k++) {
+    FUZZ_CHECK(seen[k] == (batch[k].refused ? 0 : 1));
+    refused += batch[k].refused;
+  }
+  FUZZ_CHECK(segments + refused == batch.size());
+}
+
+// What add/add_super returned must match the checksum as read apart.
+void check_returned(const Held& held, weft::L4Csum got) {
+  using fuzz::Csum;
+  switch (got) {
+    case weft::L4Csum::none: FUZZ_CHECK(held.csum == Csum::none); break;
+    case weft::L4Csum::unchecked: FUZZ_CHECK(!held.super && (held.csum == Csum::valid || held.csum == Csum::bad)); break;
+    case weft::L4Csum::valid: FUZZ_CHECK(held.csum == Csum::valid); break;
+    case weft::L4Csum::partial: FUZZ_CHECK(held.csum == Csum::partial); break;
+    case weft::L4Csum::bad: FUZZ_CHECK(held.csum == Csum::bad || held.super); break;
+  }
+}
+
+void put_be16(std::vector<uint8_t>& b, size_t at, uint16_t v) {
+  b[at] = static_cast<uint8_t>(v >> 8);
+  b[at + 1] = static_cast<uint8_t>(v);
 }
 
 }  // namespace
@@ -201,8 +268,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (op & 4) pkt[ihl + 13] |= 0x08;
         pkt.resize(hl + n);
         for (size_t i = 0; i < n; i++) pkt[hl + i] = static_cast<uint8_t>(seq + i);
-        pkt[2] = static_cast<uint8_t>(pkt.size() >> 8);
-        pkt[3] = static_cast<uint8_t>(pkt.size());
+        put_be16(pkt, 2, static_cast<uint16_t>(pkt.size()));
+        uint32_t pseudo = fuzz::ones_sum(pkt.data() + 12, 8) + 6 + static_cast<uint32_t>(pkt.size() - ihl);
+        put_be16(pkt, ihl + 16, 0);
+        put_be16(pkt, ihl + 16, (op & 0x20) ? fuzz::ones_fold(pseudo)
+                                            : static_cast<uint16_t>(~fuzz::ones_fold(fuzz::ones_sum(pkt.data() + ihl, pkt.size() - ihl, pseudo))));
+        if ((op & 0x10) && n > 0) pkt[hl + n / 2] ^= 0x40;
         break;
       }
       default:
@@ -211,13 +282,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     prev = pkt;
     built += pkt.size();
-    size_t total = 0;
-    if (weft::check_ipv4(pkt.data(), pkt.size(), &total) == weft::Counter::rx_packets) {
+    weft::DecapParams dp;
+    dp.format = weft::Format::udp;
+    dp.max_inner = kMaxInner;
+    weft::DecapResult r = weft::decap(dp, pkt.data(), pkt.size());
+    if (r.verdict == weft::Counter::rx_packets) {
       Held held;
-      held.len = total;
-      held.bytes.reset(new uint8_t[total]);
-      std::memcpy(held.bytes.get(), pkt.data(), total);
-      c.add(held.bytes.get(), held.len);
+      held.len = r.inner_len;
+      held.bytes.reset(new uint8_t[r.inner_len]);
+      std::memcpy(held.bytes.get(), pkt.data(), r.inner_len);
+      held.csum = fuzz::l4_csum_class(held.bytes.get(), held.len);
+      held.super = r.super_packet;
+      weft::L4Csum got = held.super ? c.add_super(held.bytes.get(), held.len, kMaxInner)
+                                    : c.add(held.bytes.get(), held.len);
+      check_returned(held, got);
+      held.refused = held.super && got != weft::L4Csum::valid && got != weft::L4Csum::partial;
       batch.push_back(std::move(held));
     }
     if ((op & 0x80) || batch.size() == kMaxBatch) {

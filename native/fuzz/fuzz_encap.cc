@@ -1,12 +1,14 @@
 // The transmit side's byte handling: weft::complete_checksum (a NEEDS_CSUM
-// packet from the TUN), weft::check_tx_ipv4, and weft::encap in place into
-// the headroom, in the engine's order. Then the receive side must take back
-// exactly what was sent.
+// packet from the TUN), weft::check_tx_ipv4, weft::is_own_datagram (the
+// loop backstop, also on the raw bytes, as a super-packet meets it) and
+// weft::encap in place into the headroom, in the engine's order. Then the
+// receive side must take back exactly what was sent.
 //
 // Input: byte 0: bit 0 vxlan (else udp), bits 1-3 extra headroom,
 //                bit 4 NEEDS_CSUM
 //        vni (3 bytes, BE) | local mac (6) | peer mac (6)
-//        | csum_start (2, BE) | csum_offset (2, BE) | the packet.
+//        | csum_start (2, BE) | csum_offset (2, BE)
+//        | our bind address (4, BE; 0 = any) | our port (2, BE) | the packet.
 #include <vector>
 
 #include "core/encap.h"
@@ -14,8 +16,16 @@
 #include "fuzz/fuzz_util.h"
 
 namespace {
-constexpr size_t kPrefix = 20;
+constexpr size_t kPrefix = 26;
+
+// is_own_datagram's answer, read apart from the core.
+bool own_datagram(const uint8_t* p, size_t len, uint32_t ip, uint16_t port) {
+  if (len < 20 || (p[0] >> 4) != 4 || p[9] != 17 || (fuzz::be16(p + 6) & 0x1fff) != 0) return false;
+  size_t ihl = size_t{p[0] & 0x0fu} * 4;
+  if (ihl < 20 || len < ihl + 8) return false;
+  return (ip == 0 || fuzz::be32(p + 12) == ip) && fuzz::be16(p + ihl) == port;
 }
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < kPrefix) return 0;
@@ -29,6 +39,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::memcpy(peer_mac.data(), data + 10, 6);
   size_t csum_start = fuzz::be16(data + 16);
   size_t csum_offset = fuzz::be16(data + 18);
+  uint32_t bind_ip = fuzz::be32(data + 20);
+  uint16_t port = fuzz::be16(data + 24);
   size_t len = size - kPrefix;
 
   // Exactly headroom + len bytes, as ASan sees them.
@@ -55,10 +67,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!done) return 0;  // the engine drops it
   }
 
+  // A super-packet meets the loop check before anything else looks at it.
+  bool own = weft::is_own_datagram(pkt, len, bind_ip, port);
+  FUZZ_CHECK(own == own_datagram(pkt, len, bind_ip, port));
   weft::Counter v = weft::check_tx_ipv4(pkt, len);
   FUZZ_CHECK(v == weft::Counter::tx_packets || v == weft::Counter::tx_drop_not_ipv4 ||
              v == weft::Counter::tx_drop_bad_ipv4);
-  if (v != weft::Counter::tx_packets) return 0;
+  if (v != weft::Counter::tx_packets || own) return 0;  // own: tx_drop_loop
   size_t ihl = size_t{pkt[0] & 0x0fu} * 4;
   FUZZ_CHECK(len >= 20 && (pkt[0] >> 4) == 4 && ihl >= 20 && ihl <= len && fuzz::be16(pkt + 2) == len);
 

@@ -51,6 +51,31 @@ inline bool l4_csum_ok(const uint8_t* ip, size_t ihl, size_t l4_len) {
   return ones_fold(ones_sum(ip + ihl, l4_len, pseudo)) == 0xffff;
 }
 
+// What a receiver should make of the TCP/UDP checksum of an IPv4 packet
+// of len bytes (its total length, header already checked), read apart
+// from the core: none when there is no whole TCP/UDP header to check (or a
+// fragment, or a UDP length the kernel would refuse); valid when it sums
+// right (UDP: also when 0, sent without one); partial when it does not and
+// holds the folded pseudo-header sum, as a sender's offload leaves it.
+enum class Csum { none, valid, partial, bad };
+inline Csum l4_csum_class(const uint8_t* ip, size_t len) {
+  uint8_t proto = ip[9];
+  if ((proto != 6 && proto != 17) || (be16(ip + 6) & 0x3fff) != 0) return Csum::none;
+  size_t ihl = size_t{ip[0] & 0x0fu} * 4;
+  if (len < ihl + (proto == 6 ? 20 : 8)) return Csum::none;
+  size_t l4 = len - ihl;
+  if (proto == 17) {
+    size_t ulen = be16(ip + ihl + 4);
+    if (ulen < 8 || ulen > l4) return Csum::none;
+    l4 = ulen;
+  }
+  uint16_t field = be16(ip + ihl + (proto == 6 ? 16 : 6));
+  if (proto == 17 && field == 0) return Csum::valid;
+  if (l4_csum_ok(ip, ihl, l4)) return Csum::valid;
+  uint32_t pseudo = ones_sum(ip + 12, 8) + proto + static_cast<uint32_t>(l4);
+  return field == ones_fold(pseudo) ? Csum::partial : Csum::bad;
+}
+
 // A heap buffer of exactly `cap` usable bytes followed by a guard of known
 // bytes: a write past cap either lands in the guard (caught by intact()) or
 // past the allocation (caught by ASan).

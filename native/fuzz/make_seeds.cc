@@ -134,13 +134,27 @@ const weft::Mac kPeerMac = {0x0e, 0x66, 0x77, 0x88, 0x99, 0xaa};
 
 // --- decap ---------------------------------------------------------------
 
-Bytes decap_prefix(uint32_t vni, uint16_t max_inner) {
-  Bytes b(11);
+constexpr uint32_t kPeerIp = 0xc0a84d01;   // 192.168.77.1, holds 10.244.1.0/24 (the seeds' sources)
+constexpr uint32_t kOtherIp = 0xc0a84d09;  // 192.168.77.9, holds the rest of 10.244.0.0/16
+
+// Our subnet is 10.244.2.0/24, where the seeds' packets go.
+Bytes decap_prefix(uint32_t vni, uint16_t max_inner, bool strict = false, uint32_t outer_src = kPeerIp) {
+  Bytes b(39);
   b[0] = static_cast<uint8_t>(vni >> 16);
   b[1] = static_cast<uint8_t>(vni >> 8);
   b[2] = static_cast<uint8_t>(vni);
   std::copy(kLocalMac.begin(), kLocalMac.end(), b.begin() + 3);
   put16(b, 9, max_inner);
+  put32(b, 11, 0x0af40200);
+  b[15] = 24;
+  b[16] = strict ? 1 : 0;
+  put32(b, 17, outer_src);
+  put32(b, 21, 0x0af40100);
+  b[25] = 24;
+  put32(b, 26, kPeerIp);
+  put32(b, 30, 0x0af40000);
+  b[34] = 16;
+  put32(b, 35, kOtherIp);
   return b;
 }
 
@@ -180,6 +194,43 @@ void decap_seeds() {
   Bytes big = decap_prefix(0xabcdef, 9000);
   append(big, vxlan(0xabcdef, ipv4(proto(6), tcp(5201, 40000, 7, kAck, pattern(1400, 9), kTsOpts))));
   write("fuzz_decap_vxlan", "tcp-vni-abcdef", big);
+
+  // What a kernel vxlan peer on a veth sends: partial checksums, and TCP
+  // super-packets larger than the TUN MTU.
+  Bytes b = decap_prefix(1, 1450);
+  append(b, vxlan(1, ipv4(proto(6), tcp(40000, 5201, 9, kAck, pattern(1000, 4), kTsOpts), true)));
+  write("fuzz_decap_vxlan", "tcp-partial", b);
+  b = decap_prefix(1, 1472);
+  append(b, ipv4(proto(17), udp(4000, 53, pattern(200, 5)), true));
+  write("fuzz_decap_udp", "udp-partial", b);
+  b = decap_prefix(1, 1450);
+  append(b, vxlan(1, ipv4(proto(6), tcp(40000, 5201, 11, kAck | kPsh, pattern(2900, 6), kTsOpts), true)));
+  write("fuzz_decap_vxlan", "tcp-super-partial", b);
+  b = decap_prefix(1, 1472);
+  append(b, ipv4(proto(6), tcp(40000, 5201, 13, kAck, pattern(4000, 7))));
+  write("fuzz_decap_udp", "tcp-super", b);
+
+  // Inner addresses the receiver must refuse: a destination outside our
+  // subnet, our subnet's broadcast address; with strict source, a source
+  // from another peer's subnet.
+  Ip outside = proto(1);
+  outside.dst = 0xc0a84d01;
+  b = decap_prefix(1, 1450);
+  append(b, vxlan(1, ipv4(outside, icmp_echo(4, 8))));
+  write("fuzz_decap_vxlan", "dst-outside", b);
+  Ip bcast = proto(17);
+  bcast.dst = 0x0af402ff;
+  b = decap_prefix(1, 1472);
+  append(b, ipv4(bcast, udp(1, 2, pattern(10, 8))));
+  write("fuzz_decap_udp", "dst-broadcast", b);
+  Ip spoof = proto(1);
+  spoof.src = 0x0af40302;  // 10.244.3.2: the other peer's, not the sender's
+  b = decap_prefix(1, 1450, true);
+  append(b, vxlan(1, ipv4(spoof, icmp_echo(5, 8))));
+  write("fuzz_decap_vxlan", "strict-spoofed-src", b);
+  b = decap_prefix(1, 1472, true);
+  append(b, ipv4(proto(1), icmp_echo(6, 8)));
+  write("fuzz_decap_udp", "strict-good-src", b);
 }
 
 // --- gso_segment -----------------------------------------------------------
@@ -227,7 +278,8 @@ void gso_seeds() {
 
 // --- coalesce --------------------------------------------------------------
 
-constexpr uint8_t kRaw = 0, kNext = 1, kAgain = 2, kPshBit = 4, kGap = 8, kEnd = 0x80;
+constexpr uint8_t kRaw = 0, kNext = 1, kAgain = 2, kPshBit = 4, kGap = 8, kCorrupt = 0x10, kPartial = 0x20,
+                  kEnd = 0x80;
 
 void rec(Bytes& b, uint8_t op, const Bytes& data, uint16_t n) {
   b.push_back(op);
@@ -284,12 +336,32 @@ void coalesce_seeds() {
   raw(b, seg(1000, 1, 1400));
   for (int i = 0; i < 50; i++) next(b, 1400);
   write("fuzz_coalesce", "size-limit", b);
+
+  b.clear();  // a segment corrupted on the way, in the middle of a run
+  raw(b, seg(1000, 1, 300));
+  next(b, 300);
+  next(b, 300, kCorrupt);
+  next(b, 300);
+  next(b, 300);
+  write("fuzz_coalesce", "corrupt-segment", b);
+
+  b.clear();  // a kernel peer's segments: partial checksums, and a super-packet
+  raw(b, seg(1000, 1, 1000));
+  next(b, 1000, kPartial);
+  next(b, 1000, kPartial);
+  next(b, 5000, kPartial);
+  next(b, 1000, kPartial | kCorrupt);
+  raw(b, ipv4(proto(17), udp(53, 53, pattern(40, 2)), true));
+  write("fuzz_coalesce", "partial-and-super", b);
 }
 
 // --- encap -----------------------------------------------------------------
 
-Bytes encap_prefix(bool vxlan, uint8_t extra_headroom, bool needs_csum, uint16_t csum_start, uint16_t csum_offset) {
-  Bytes b(20);
+Bytes encap_prefix(bool vxlan, uint8_t extra_headroom, bool needs_csum, uint16_t csum_start, uint16_t csum_offset,
+                   uint32_t bind_ip = kPeerIp, uint16_t port = 8472) {
+  Bytes b(26);
+  put32(b, 20, bind_ip);
+  put16(b, 24, port);
   b[0] = static_cast<uint8_t>((vxlan ? 1 : 0) | (extra_headroom << 1) | (needs_csum ? 0x10 : 0));
   b[1] = 0;
   b[2] = 0;
@@ -321,6 +393,20 @@ void encap_seeds() {
   b = encap_prefix(true, 7, false, 0, 0);
   append(b, ipv4(opts, icmp_echo(2, 40)));
   write("fuzz_encap", "vxlan-ip-options", b);
+
+  // One of our own datagrams, back in the TUN (a peer's public IP routed
+  // into the overlay), and one from another port.
+  Ip own = proto(17);
+  own.src = kPeerIp;
+  own.dst = 0x0af4c801;
+  Bytes dgram = udp(8472, 8472, pattern(60, 3));
+  b = encap_prefix(true, 0, false, 0, 0);
+  append(b, ipv4(own, dgram));
+  write("fuzz_encap", "own-datagram", b);
+  dgram[1] = 0x35;
+  b = encap_prefix(false, 0, false, 0, 0, 0);
+  append(b, ipv4(own, dgram));
+  write("fuzz_encap", "other-port-any-bind", b);
 }
 
 // --- netlink ---------------------------------------------------------------

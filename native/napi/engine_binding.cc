@@ -118,6 +118,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Value any = o.Get("allowAnySource");
     if (!any.IsUndefined() && !any.IsBoolean()) throw Napi::TypeError::New(info.Env(), "allowAnySource must be a boolean");
     cfg.allow_any_source = any.IsBoolean() && any.As<Napi::Boolean>().Value();
+    Napi::Value strict = o.Get("strictSource");
+    if (!strict.IsUndefined() && !strict.IsBoolean()) throw Napi::TypeError::New(info.Env(), "strictSource must be a boolean");
+    cfg.inner.strict_source = strict.IsBoolean() && strict.As<Napi::Boolean>().Value();
     try {
       engine_ = std::make_unique<Engine>(cfg);
     } catch (const SysError& e) {
@@ -131,8 +134,17 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return *engine_;
   }
 
+  // start({prefix, prefixLen}): our lease, the only inner destinations accepted.
   Napi::Value start(const Napi::CallbackInfo& info) {
-    engine(info.Env()).start();
+    Napi::Object so = object_arg(info, 0, "subnet");
+    uint32_t prefix = ipv4_arg(so, "prefix");
+    uint32_t len = uint_arg(so, "prefixLen", 0xff, 32);
+    if (len == 0xff) throw Napi::TypeError::New(info.Env(), "subnet.prefixLen is required");
+    try {
+      engine(info.Env()).start(prefix, static_cast<uint8_t>(len));
+    } catch (const SysError& e) {
+      throw to_js_error(info.Env(), e);
+    }
     return info.Env().Undefined();
   }
   Napi::Value stop(const Napi::CallbackInfo& info) {
@@ -210,7 +222,7 @@ Napi::Value bytes_arg(const Napi::CallbackInfo& info, size_t i) {
   return info[i];
 }
 
-// decap(format, payload, {vni, vtepMac, maxInner}) -> {verdict, innerOffset, innerLength}
+// decap(format, payload, {vni, vtepMac, maxInner}) -> {verdict, innerOffset, innerLength, superPacket}
 Napi::Value js_decap(const Napi::CallbackInfo& info) {
   Napi::Uint8Array bytes = bytes_arg(info, 1).As<Napi::Uint8Array>();
   DecapParams p = decap_params(info);
@@ -219,6 +231,7 @@ Napi::Value js_decap(const Napi::CallbackInfo& info) {
   out.Set("verdict", counter_name(r.verdict));
   out.Set("innerOffset", static_cast<double>(r.inner_off));
   out.Set("innerLength", static_cast<double>(r.inner_len));
+  out.Set("superPacket", r.super_packet);
   return out;
 }
 
@@ -250,6 +263,9 @@ Napi::Value js_encap(const Napi::CallbackInfo& info) {
 // A microbenchmark of the packet core, run natively so the JS call costs
 // nothing per packet: encap or decap of `batch` packets of `size` bytes,
 // laid out as the engine lays them out (headroom, one buffer per packet).
+// "rx" is decap plus the inner-address check the engine runs after it,
+// against a FIB of 256 peers; "rx-strict" the same with the source check
+// (a FIB lookup per packet): their difference is what strictSource costs.
 // run(iterations) processes iterations * batch packets; returns how many
 // passed (so the work cannot be optimised away).
 class BenchWrap : public Napi::ObjectWrap<BenchWrap> {
@@ -261,8 +277,24 @@ class BenchWrap : public Napi::ObjectWrap<BenchWrap> {
   explicit BenchWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BenchWrap>(info) {
     Napi::Env env = info.Env();
     std::string op = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-    if (op != "encap" && op != "decap") throw Napi::TypeError::New(env, "op must be 'encap' or 'decap'");
+    if (op != "encap" && op != "decap" && op != "rx" && op != "rx-strict") {
+      throw Napi::TypeError::New(env, "op must be 'encap', 'decap', 'rx' or 'rx-strict'");
+    }
     encap_ = op == "encap";
+    inner_check_ = op == "rx" || op == "rx-strict";
+    rule_.subnet = 0x0af40200;  // 10.244.2.0/24: the packets' destination is ours
+    rule_.prefix_len = 24;
+    rule_.strict_source = op == "rx-strict";
+    std::vector<FibEntry> peers;
+    for (uint32_t i = 0; i < 256; i++) {
+      FibEntry e;
+      e.prefix = 0x0af40000 | (i << 8);  // 10.244.i.0/24
+      e.prefix_len = 24;
+      e.peer.public_ip = 0xc0a80000 | i;  // 192.168.0.i
+      normalize_entry(&e);
+      peers.push_back(e);
+    }
+    fib_ = std::make_unique<Fib>(std::move(peers));
     format_ = format_arg(env, info[1]);
     if (!info[2].IsNumber() || !info[3].IsNumber()) throw Napi::TypeError::New(env, "size and batch must be numbers");
     size_ = info[2].As<Napi::Number>().Uint32Value();
@@ -294,6 +326,7 @@ class BenchWrap : public Napi::ObjectWrap<BenchWrap> {
 
  private:
   static constexpr size_t kHeadroom = 64;
+  static constexpr uint32_t kSender = 0xc0a80001;  // 192.168.0.1, the peer holding 10.244.1.0/24
 
   Napi::Value run(const Napi::CallbackInfo& info) {
     uint32_t iterations = info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 1;
@@ -316,7 +349,11 @@ class BenchWrap : public Napi::ObjectWrap<BenchWrap> {
           ok += check_tx_ipv4(b + kHeadroom, size_) == Counter::tx_packets &&
                 encap(ep, peer_, b, kHeadroom, size_, &off, &len) == Counter::tx_packets;
         } else {
-          ok += decap(dp, b + decap_off, decap_len).verdict == Counter::rx_packets;
+          DecapResult r = decap(dp, b + decap_off, decap_len);
+          if (r.verdict == Counter::rx_packets && inner_check_) {
+            r.verdict = check_inner(rule_, b + decap_off + r.inner_off, kSender, *fib_);
+          }
+          ok += r.verdict == Counter::rx_packets;
         }
       }
     }
@@ -324,6 +361,9 @@ class BenchWrap : public Napi::ObjectWrap<BenchWrap> {
   }
 
   bool encap_ = true;
+  bool inner_check_ = false;
+  InnerRule rule_;
+  std::unique_ptr<Fib> fib_;
   Format format_ = Format::vxlan;
   uint32_t size_ = 64, batch_ = 64;
   size_t stride_ = 0;

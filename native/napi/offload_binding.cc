@@ -72,7 +72,9 @@ Napi::Value js_complete_checksum(const Napi::CallbackInfo& info) {
   return Napi::Buffer<uint8_t>::Copy(env, copy.data(), copy.size());
 }
 
-// coalesce(packets: Uint8Array[]) -> [{vnet, packet: Buffer, segments}]
+// coalesce(packets: Uint8Array[], maxInner?) -> [{vnet, packet: Buffer, segments}]
+// With maxInner, a packet longer than it goes to add_super, as the engine
+// sends a TCP super-packet decap took whole.
 Napi::Value js_coalesce(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsArray()) throw Napi::TypeError::New(env, "packets must be an array");
@@ -84,9 +86,13 @@ Napi::Value js_coalesce(const Napi::CallbackInfo& info) {
     Napi::Uint8Array b = bytes(env, in.Get(i), "packets[i]");
     held.emplace_back(b.Data(), b.Data() + b.ByteLength());
   }
+  size_t max_inner = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
   Coalescer c;
   c.reset();
-  for (auto& p : held) c.add(p.data(), p.size());
+  for (auto& p : held) {
+    if (max_inner && p.size() > max_inner) c.add_super(p.data(), p.size(), max_inner);
+    else c.add(p.data(), p.size());
+  }
   c.finish();
   Napi::Array out = Napi::Array::New(env, c.writes().size());
   uint32_t k = 0;

@@ -5,7 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 
 import { addon } from '../../src/native';
-import { checksum, icmpEcho, ipv4, macBytes, vxlanFrame } from '../../lab/packets';
+import { COUNTER_NAMES } from '../../src/native/engine-types';
+import { checksum, icmpEcho, ipv4, macBytes, TCP, tcp4, vxlanFrame } from '../../lab/packets';
 
 const { encap, decap } = addon.encap;
 const OURS = '02:aa:bb:cc:dd:01';
@@ -29,7 +30,7 @@ describe('vxlan encap', () => {
   it('round-trips through decap at the peer', () => {
     const p = encap('vxlan', inner, { vni: 1, vtepMac: PEER }, OURS).payload!;
     const r = decap('vxlan', p, rx);
-    assert.deepEqual(r, { verdict: 'rx_packets', innerOffset: 22, innerLength: inner.length });
+    assert.deepEqual(r, { verdict: 'rx_packets', innerOffset: 22, innerLength: inner.length, superPacket: false });
   });
 
   it('refuses what is not a well-formed IPv4 packet from the TUN', () => {
@@ -75,7 +76,7 @@ describe('udp encap (flannel proxy format)', () => {
 
   it('decap accepts the bare packet and cuts trailing bytes past its total length', () => {
     const padded = Buffer.concat([inner, Buffer.alloc(6)]);
-    assert.deepEqual(decap('udp', padded, { maxInner: 1472 }), { verdict: 'rx_packets', innerOffset: 0, innerLength: inner.length });
+    assert.deepEqual(decap('udp', padded, { maxInner: 1472 }), { verdict: 'rx_packets', innerOffset: 0, innerLength: inner.length, superPacket: false });
   });
 });
 
@@ -122,6 +123,16 @@ describe('decap drops bad input and names the reason', () => {
     assert.equal(decap('udp', inner, { maxInner: inner.length - 1 }).verdict, 'rx_drop_oversized');
   });
 
+  it('takes a TCP super-packet larger than the TUN MTU whole (a kernel peer\'s GSO), and nothing else that large', () => {
+    const big = tcp4({ seq: 1, flags: TCP.ACK, payload: randomBytes(5000) });
+    assert.deepEqual(decap('vxlan', frame({ inner: big }), rx), { verdict: 'rx_packets', innerOffset: 22, innerLength: big.length, superPacket: true });
+    const fragment = Buffer.from(big);
+    fragment[6] = 0x20; // MF: a fragment is no segment (decap does not read the header checksum)
+    assert.equal(decap('vxlan', frame({ inner: fragment }), rx).verdict, 'rx_drop_oversized');
+    assert.equal(decap('vxlan', frame({ inner: tcp4({ seq: 1, payload: new Uint8Array(0) }) }), { ...rx, maxInner: 30 }).verdict, 'rx_drop_oversized', 'no payload');
+    assert.equal(decap('udp', big, { maxInner: 40 }).verdict, 'rx_drop_oversized', 'headers do not fit the MTU');
+  });
+
   it('never crashes on random bytes and always names a known verdict', () => {
     const names = new Set(addon.encap.counterNames);
     for (let i = 0; i < 20_000; i++) {
@@ -133,5 +144,11 @@ describe('decap drops bad input and names the reason', () => {
         if (r.verdict === 'rx_packets') assert.ok(r.innerOffset + r.innerLength <= b.length);
       }
     }
+  });
+});
+
+describe('counter names', () => {
+  it('are the same in TypeScript as in the addon, in the same order', () => {
+    assert.deepEqual([...COUNTER_NAMES], addon.encap.counterNames);
   });
 });

@@ -187,3 +187,74 @@ describe('coalescing received TCP segments', () => {
     assert.deepEqual(Buffer.concat(out.map((w) => tcpPayload(w.packet))), Buffer.concat(many.map(tcpPayload)));
   });
 });
+
+describe('checksums of received segments', () => {
+  const mss = 1000;
+  // A kernel peer's offload leaves the field holding the folded pseudo-header sum.
+  const partial = (p: Buffer): Buffer => {
+    const ihl = (p[0] & 0xf) * 4;
+    const field = ihl + (p[9] === 6 ? 16 : 6);
+    let sum = 0;
+    for (let i = 12; i < 20; i += 2) sum += p.readUInt16BE(i);
+    sum += p[9] + (p.length - ihl);
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+    const q = Buffer.from(p);
+    q.writeUInt16BE(sum, field);
+    return q;
+  };
+  const corrupt = (p: Buffer): Buffer => {
+    const q = Buffer.from(p);
+    q[q.length - 7] ^= 0x10; // a payload bit flipped on the underlay
+    return q;
+  };
+  const run = (n: number, seq0 = 1) => Array.from({ length: n }, (_, i) => tcp4({ seq: seq0 + i * mss, options: TS_OPTS, payload: randomBytes(mss), id: i }));
+
+  it('never merges a segment whose checksum is wrong: it passes through for the kernel to drop', () => {
+    const segs = run(5);
+    const bad = corrupt(segs[2]);
+    const out = coalesce([segs[0], segs[1], bad, segs[3], segs[4]]);
+    assert.deepEqual(out.map((w) => w.segments), [2, 1, 2]);
+    assert.deepEqual(out[1].packet, bad);
+    assert.deepEqual(out[1].vnet, { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 });
+    assert.notEqual(l4ChecksumResidue(out[1].packet), 0, 'still wrong: the kernel will see it');
+    for (const w of [out[0], out[2]]) assert.equal(l4ChecksumResidue(completeChecksum(w.packet, 20, 16)!), 0);
+    assert.deepEqual(tcpPayload(out[0].packet), Buffer.concat([segs[0], segs[1]].map(tcpPayload)));
+  });
+
+  it('merges partial segments, and hands a lone partial packet over with NEEDS_CSUM', () => {
+    const segs = run(3).map(partial);
+    for (const s of segs) assert.notEqual(l4ChecksumResidue(s), 0);
+    const out = coalesce(segs);
+    assert.equal(out.length, 1);
+    assert.equal(out[0].segments, 3);
+    assert.equal(l4ChecksumResidue(completeChecksum(out[0].packet, 20, 16)!), 0);
+
+    const u = partial(udp4({ payload: randomBytes(301) }));
+    const [w] = coalesce([u]);
+    assert.deepEqual(w.vnet, { flags: 1, gsoType: 0, hdrLen: 28, gsoSize: 0, csumStart: 20, csumOffset: 6 });
+    assert.deepEqual(w.packet, u);
+    assert.equal(l4ChecksumResidue(completeChecksum(w.packet, 20, 6)!), 0, 'what the kernel completes verifies');
+    const ack = partial(tcp4({ seq: 5, payload: new Uint8Array(0) }));
+    assert.deepEqual(coalesce([ack])[0].vnet, { flags: 1, gsoType: 0, hdrLen: 38, gsoSize: 0, csumStart: 20, csumOffset: 16 });
+    // A right checksum needs nothing from the kernel but the usual check.
+    assert.equal(coalesce([udp4({ payload: randomBytes(50) })])[0].vnet.flags, 0);
+  });
+
+  it('writes a TCP super-packet from a kernel peer as TSO cut to the MTU, only when its checksum holds', () => {
+    const payload = randomBytes(9000);
+    const big = tcp4({ seq: 77, flags: TCP.ACK | TCP.PSH, options: TS_OPTS, payload });
+    for (const sent of [big, partial(big)]) {
+      const out = coalesce([sent], 1450);
+      assert.equal(out.length, 1);
+      const [w] = out;
+      assert.deepEqual(w.vnet, { flags: 1, gsoType: GSO_TCPV4, hdrLen: 52, gsoSize: 1450 - 52, csumStart: 20, csumOffset: 16 });
+      assert.equal(w.segments, 1, 'one packet arrived');
+      const done = completeChecksum(w.packet, 20, 16)!;
+      assert.equal(l4ChecksumResidue(done), 0);
+      const pieces = segment(done, { gsoType: GSO_TCPV4, gsoSize: w.vnet.gsoSize });
+      assert.ok(pieces.segments.every((p) => p.length <= 1450));
+      assert.deepEqual(Buffer.concat(pieces.segments.map(tcpPayload)), payload);
+    }
+    assert.deepEqual(coalesce([corrupt(big)], 1450), [], 'a corrupted super-packet is not written (the engine drops it)');
+  });
+});
