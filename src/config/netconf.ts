@@ -51,6 +51,7 @@ export type BackendType = BackendConfig['Type'];
 /** What the daemon runs with: checked, defaults filled in, IPv4 only. */
 export interface NetConf {
   Network: Cidr4;
+  /** Checked with defaults filled in; as written (0 = absent) where the subnet is a node's podCIDR (kube). */
   SubnetLen: number;
   SubnetMin: number;
   SubnetMax: number;
@@ -279,8 +280,27 @@ export function checkNetConf(input: ParsedNetConf): ParsedNetConf {
     // flannel has no SubnetMin <= SubnetMax check; an inverted range just yields "out of subnets".
   }
   // Where flannel would go on to check the IPv6 half: weft has none yet.
+  checkIpv4Only(cfg);
+  return cfg;
+}
+
+function checkIpv4Only(cfg: ParsedNetConf): void {
   if (cfg.EnableIPv6) throw new Error('IPv6 is not supported by weft yet: set EnableIPv6 to false (weft runs IPv4 networks only)');
   if (!cfg.EnableIPv4) throw new Error('EnableIPv4 is false, but weft runs IPv4 networks only');
+}
+
+/**
+ * What the kube subnet manager checks: flannel runs ParseConfig only there
+ * (the subnet is the node's podCIDR, so SubnetLen, SubnetMin and SubnetMax
+ * mean nothing and are not checked). An empty Network, which flannel would
+ * report only when it compares the podCIDR with it, is refused up front in
+ * CheckNetworkConfig's words; weft's IPv4-only limit applies as everywhere.
+ */
+function checkParsedOnly(cfg: ParsedNetConf): ParsedNetConf {
+  if (cfg.EnableIPv4 && cfg.Network.ip === 0 && cfg.Network.prefixLen === 0) {
+    throw new Error('please define a correct Network parameter in the flannel config');
+  }
+  checkIpv4Only(cfg);
   return cfg;
 }
 
@@ -351,8 +371,18 @@ export function decodeBackend(backendType: string, raw: Record<string, unknown>)
 
 // ---- all three -------------------------------------------------------------
 
-export function loadNetConf(text: string): NetConf {
-  const cfg = checkNetConf(parseNetConf(text));
+export interface LoadNetConfOptions {
+  /**
+   * false: flannel's kube subnet manager reading (ParseConfig only, no
+   * CheckNetworkConfig; SubnetLen, SubnetMin and SubnetMax stay as written,
+   * 0 when absent, and nothing uses them). Default true.
+   */
+  checkSubnets?: boolean;
+}
+
+export function loadNetConf(text: string, o: LoadNetConfOptions = {}): NetConf {
+  const parsed = parseNetConf(text);
+  const cfg = o.checkSubnets === false ? checkParsedOnly(parsed) : checkNetConf(parsed);
   return {
     Network: cfg.Network,
     SubnetLen: cfg.SubnetLen,

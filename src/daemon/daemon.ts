@@ -31,6 +31,7 @@ import { EtcdStore } from '../store/etcd';
 import { SqliteStore } from '../store/sqlite';
 import type { Lease, LeaseAttrs } from '../store/types';
 import { readSubnetEnv, writeSubnetEnv } from '../subnet/env';
+import { KubeLeaseSource } from '../subnet/kube';
 import { type LeaseSource, RegistryLeaseSource } from '../subnet/manager';
 import { renewDelayMs } from '../subnet/acquire';
 import { subnetKey } from '../subnet/key';
@@ -98,7 +99,6 @@ export class Daemon {
   async start(): Promise<void> {
     const f = this.flags;
     if (f.publicIpv6) throw new StartupError('--public-ipv6: IPv6 is not supported by weft yet (IPv4 networks only)');
-    if (f.kubeSubnetMgr) throw new StartupError('--kube-subnet-mgr is not supported yet');
     if (f.ipMasq) throw new StartupError('--ip-masq is not supported yet');
     if (f.allowAnySource && f.strictSource) {
       throw new StartupError('--strict-source checks an inner source against the peer that sent it, which --allow-any-source gives up knowing; pick one');
@@ -132,15 +132,17 @@ export class Daemon {
     this.source = source;
     let cfg: NetConf;
     let origin = '';
+    let publicIp: string | undefined;
     try {
       const conf = await source.networkConfig(this.abort.signal);
       origin = conf.origin;
-      cfg = loadNetConf(conf.text);
+      publicIp = conf.publicIp;
+      cfg = loadNetConf(conf.text, { checkSubnets: source.subnetsFromConfig });
     } catch (err) {
       this.checkStopped();
       throw new StartupError(origin ? `network config ${origin}: ${(err as Error).message}` : (err as Error).message);
     }
-    const ext = this.externalLink(cfg);
+    const ext = this.externalLink(cfg, publicIp);
     this.checkStopped();
 
     // 3. The backend claims what it needs before anything is leased.
@@ -156,7 +158,7 @@ export class Daemon {
       cfg,
       ext,
       backend,
-      policy: { network: cfg.Network, subnetLen: cfg.SubnetLen, ownSubnet: { ip: 0, prefixLen: 32 }, ownAddresses: [ext.publicIp, ext.ifaceAddr], backend: cfg.Backend.Type, vni: cfg.Backend.Type === 'vxlan' ? cfg.Backend.VNI : undefined },
+      policy: { network: cfg.Network, subnetLen: source.subnetsFromConfig ? cfg.SubnetLen : undefined, ownSubnet: { ip: 0, prefixLen: 32 }, ownAddresses: [ext.publicIp, ext.ifaceAddr], backend: cfg.Backend.Type, vni: cfg.Backend.Type === 'vxlan' ? cfg.Backend.VNI : undefined },
     };
     this.checkStopped();
 
@@ -208,9 +210,27 @@ export class Daemon {
     }, 1000);
   }
 
-  /** etcd when endpoints are given, else the embedded store, said plainly either way. */
+  /** The Kubernetes API with --kube-subnet-mgr; else etcd when endpoints are given, else the embedded store, said plainly either way. */
   private openSource(): LeaseSource {
     const f = this.flags;
+    if (f.kubeSubnetMgr) {
+      let source: KubeLeaseSource;
+      try {
+        source = new KubeLeaseSource({
+          apiUrl: f.kubeApiUrl,
+          kubeconfigFile: f.kubeconfigFile,
+          annotationPrefix: f.kubeAnnotationPrefix,
+          netConfigPath: f.netConfigPath,
+          setNodeNetworkUnavailable: f.setNodeNetworkUnavailable,
+          env: process.env,
+          log: this.log,
+        });
+      } catch (err) {
+        throw new StartupError((err as Error).message);
+      }
+      this.log.info({ store: source.description }, `lease store: the ${source.description} (node annotations ${f.kubeAnnotationPrefix})`);
+      return source;
+    }
     if (f.etcdEndpoints) {
       const store = new EtcdStore({
         endpoints: f.etcdEndpoints,
@@ -239,10 +259,11 @@ export class Daemon {
     return new RegistryLeaseSource({ store, config: { fromFile: f.netConfigPath }, ttlSeconds: f.leaseTtl, log: this.log });
   }
 
-  private externalLink(cfg: NetConf): ExternalLink {
+  /** publicIp: the source's address to publish (kube: node-public-ip), which stands in for --public-ip as in flanneld. */
+  private externalLink(cfg: NetConf, publicIp?: string): ExternalLink {
     let ext;
     try {
-      ext = selectExternalInterface(this.flags, addon.netlink, (line) => this.log.info(line));
+      ext = selectExternalInterface(publicIp ? { ...this.flags, publicIp } : this.flags, addon.netlink, (line) => this.log.info(line));
     } catch (err) {
       throw new StartupError((err as Error).message);
     }

@@ -67,7 +67,8 @@ function decodePublicIp(v: unknown): number {
   }
 }
 
-function decodeBackend(type: unknown, data: unknown): LeaseBackend {
+/** BackendType and BackendData as a typed backend (the kube subnet manager reads them from annotations). */
+export function decodeBackend(type: unknown, data: unknown): LeaseBackend {
   if (type === undefined || type === null || type === '' || type === 'udp') return { type: 'udp' };
   if (typeof type !== 'string') throw new Error(`lease BackendType must be a string, got ${kind(type)}`);
   if (type === 'host-gw') return { type: 'host-gw' };

@@ -18,8 +18,20 @@ import { acquireLease } from './acquire';
 export interface LeaseSource {
   /** Names where leases live, for the start-up log line. */
   readonly description: string;
-  /** The network config's text, and where it came from (for error messages). */
-  networkConfig(signal: AbortSignal): Promise<{ text: string; origin: string }>;
+  /**
+   * True when leases are carved from the Network by the config's SubnetLen,
+   * SubnetMin and SubnetMax (flannel's etcd manager: CheckNetworkConfig
+   * applies, and every peer's subnet has SubnetLen); false when a subnet is
+   * given from outside (kube: the node's podCIDR), so the config is only
+   * parsed and a peer's subnet may have any length inside the Network.
+   */
+  readonly subnetsFromConfig: boolean;
+  /**
+   * The network config's text, and where it came from (for error messages).
+   * publicIp: an address this node must publish in place of --public-ip
+   * (kube: the node's node-public-ip annotation), if the source has one.
+   */
+  networkConfig(signal: AbortSignal): Promise<{ text: string; origin: string; publicIp?: string }>;
   /** What our last lease said of our backend (to keep the VtepMAC), if anything. */
   previousBackend(publicIp: number): Promise<LeaseBackend | null>;
   /** flannel's AcquireLease: ours by PublicIP, else subnet.env's, else a free one (kube: the node's podCIDR). */
@@ -48,6 +60,7 @@ export interface RegistryOptions {
 export class RegistryLeaseSource implements LeaseSource {
   readonly description: string;
   readonly lapsesAreRecoverable: boolean;
+  readonly subnetsFromConfig = true;
   private readonly store: LeaseStore;
   private readonly log: Logger;
 
