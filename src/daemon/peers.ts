@@ -196,8 +196,9 @@ export function reconcile(current: ReadonlyMap<string, Lease>, batch: WatchBatch
     const subnet = ev.type === 'removed' ? ev.subnet : ev.lease.subnet;
     const key = subnetKey(subnet);
     if (key === ownKey) {
-      // Our own renewals come back as puts; only a removal concerns us.
-      if (ev.type === 'removed') own = { kind: 'removed', cause: ev.cause };
+      // Our own renewals come back as puts; a removal concerns us, unless a
+      // put later in the batch (our renewal re-creating a lapsed lease) undid it.
+      own = ev.type === 'removed' ? { kind: 'removed', cause: ev.cause } : null;
       continue;
     }
     if (ev.type === 'removed') {

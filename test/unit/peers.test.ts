@@ -143,6 +143,8 @@ describe('reconcile: events', () => {
     assert.deepEqual(reconcile(new Map(), events(['-', '10.244.1.0/24', 'expired']), POLICY).own, { kind: 'removed', cause: 'expired' });
     assert.deepEqual(reconcile(new Map(), events(['-', '10.244.1.0/24', 'deleted']), POLICY).own, { kind: 'removed', cause: 'deleted' });
     assert.equal(reconcile(new Map(), events(['+', lease('10.244.1.0/24', '192.168.77.1')]), POLICY).own, null);
+    // A lapse our own renewal already undid, in the same batch, is no removal.
+    assert.equal(reconcile(new Map(), events(['-', '10.244.1.0/24', 'expired'], ['+', lease('10.244.1.0/24', '192.168.77.1')]), POLICY).own, null);
   });
   it('reads the peer set only by key: a batch costs in proportion to its size, not to the peers', () => {
     // A set that counts every walk over it: reconciling one event may look
