@@ -15,12 +15,14 @@
         "native/core/fib.cc",
         "native/core/offload.cc",
         "native/core/netlink.cc",
+        "native/core/sd_notify.cc",
         "native/core/sys_error.cc",
         "native/core/tun.cc",
         "native/core/udp_socket.cc",
         "native/napi/addon.cc",
         "native/napi/engine_binding.cc",
         "native/napi/netlink_binding.cc",
+        "native/napi/notify_binding.cc",
         "native/napi/offload_binding.cc"
       ],
       "include_dirs": [

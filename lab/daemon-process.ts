@@ -21,6 +21,8 @@ export interface DaemonOptions {
   env?: NodeJS.ProcessEnv;
   /** Leave it running after this process exits (the demo's --keep). */
   detached?: boolean;
+  /** Start it under this umask (e.g. 0o000, to check that modes are set explicitly). */
+  umask?: number;
 }
 
 export class DaemonProcess {
@@ -50,7 +52,11 @@ export class DaemonProcess {
     fs.mkdirSync(o.dir, { recursive: true });
     const log = fs.openSync(path.join(o.dir, 'daemon.log'), 'a');
     const args = [CLI, '--iface', o.iface ?? 'eth0', '--subnet-file', path.join(o.dir, 'subnet.env'), ...o.args];
-    const child = o.node.ns.spawn(process.execPath, args, {
+    const [cmd, argv] =
+      o.umask === undefined
+        ? [process.execPath, args]
+        : ['sh', ['-c', `umask ${o.umask.toString(8).padStart(3, '0')} && exec "$0" "$@"`, process.execPath, ...args]];
+    const child = o.node.ns.spawn(cmd, argv, {
       stdio: ['ignore', log, log],
       env: { ...process.env, ...o.env },
       detached: o.detached ?? false,

@@ -1,13 +1,14 @@
 // The README's main job: three lab nodes on one bridge, a weft daemon on
 // each on the embedded store (one SQLite file, as one host runs them), the
-// vxlan backend; pods wired from each node's subnet.env the way flannel's
-// CNI plugin would; every pod pair pinged; a short iperf3; a summary.
+// vxlan backend with --ip-masq as kube-flannel runs it; each node's pod
+// wired by the real CNI plugins (bridge, host-local, portmap, loopback) from
+// its subnet.env, with the delegate config flannel's CNI plugin builds;
+// every pod pair pinged; a short iperf3; a summary.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { formatCidr4 } from '../src/cidr';
 import { DaemonProcess } from './daemon-process';
 import { runPrefix } from './netns';
 import { ping } from './overlay';
@@ -22,7 +23,7 @@ export async function runDemo(argv: string[]): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
   const netConf = path.join(dir, 'net-conf.json');
   fs.writeFileSync(netConf, `${JSON.stringify({ Network: LAB_NETWORK, Backend: { Type: 'vxlan' } }, null, 2)}\n`);
-  const storeArgs = ['--net-config-path', netConf, '--store-path', path.join(dir, 'leases.db')];
+  const storeArgs = ['--net-config-path', netConf, '--store-path', path.join(dir, 'leases.db'), '--ip-masq'];
 
   console.log(`weft demo: ${NODES} nodes in network namespaces ${prefix}-*, files in ${dir}`);
   console.log(`net-conf.json: ${fs.readFileSync(netConf, 'utf8').replace(/\s+/g, ' ').trim()}`);
@@ -35,11 +36,10 @@ export async function runDemo(argv: string[]): Promise<void> {
     }
     for (const d of daemons) await d.waitReady();
 
-    console.log('\n== leases and subnet.env');
+    console.log('\n== leases and subnet.env (pods wired by the CNI plugins from it)');
     for (const d of daemons) {
-      const env = d.subnetEnv();
       const node = d.opts.node;
-      lab.wirePod(node, formatCidr4(env.subnet!), env.mtu!);
+      lab.wirePodCni(node, d.subnetFile);
       console.log(`node${node.index} (${node.underlayIp}) ${d.subnetFile}:`);
       for (const line of fs.readFileSync(d.subnetFile, 'utf8').trim().split('\n')) console.log(`    ${line}`);
     }

@@ -4,7 +4,7 @@
 // protocol's types are here so both ends share them.
 import * as readline from 'node:readline';
 
-import { formatCidr4, formatIp4, parseCidr4, parseIp4 } from './cidr';
+import { cidrContains, formatCidr4, formatIp4, parseCidr4, parseIp4 } from './cidr';
 import { args, fail, intOption, UsageError } from './cli-util';
 import { DEFAULT_PORT } from './defaults';
 import { Engine, overlayMtu } from './engine';
@@ -74,6 +74,9 @@ export async function runEngineCommand(argv: string[], help: string): Promise<vo
   };
   const network = cidr('network');
   const subnet = cidr('subnet');
+  if (subnet.prefixLen < network.prefixLen || !cidrContains(network, subnet.ip)) {
+    throw new UsageError(`subnet ${formatCidr4(subnet)} is not inside the Network ${formatCidr4(network)}`);
+  }
   let link;
   try {
     link = addon.netlink.linkGet(v.iface as string);

@@ -18,6 +18,7 @@ static Napi::Object InitWeft(Napi::Env env, Napi::Object exports) {
   weft::napi::register_engine(env, exports);
   weft::napi::register_netlink(env, exports);
   weft::napi::register_offload(env, exports);
+  weft::napi::register_notify(env, exports);
   return exports;
 }
 

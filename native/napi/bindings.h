@@ -15,5 +15,6 @@ Napi::Error to_js_error(Napi::Env env, const SysError& e);
 void register_engine(Napi::Env env, Napi::Object exports);
 void register_netlink(Napi::Env env, Napi::Object exports);
 void register_offload(Napi::Env env, Napi::Object exports);
+void register_notify(Napi::Env env, Napi::Object exports);
 
 }  // namespace weft::napi

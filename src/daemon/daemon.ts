@@ -11,8 +11,10 @@
 //   2. the network config, the external interface, sanity checks;
 //   3. the backend claims its device and port (a TUN name or port someone
 //      else holds fails here, with no lease taken);
-//   4. the lease; 5. the backend starts on it (address, routes, threads);
-//   6. peers, then subnet.env (pods wired from it can reach the others), ready.
+//   4. the lease; 5. the backend starts on it (address, routes, threads),
+//      then flannel's masquerade and forward rules (src/netfilter);
+//   6. peers, then subnet.env (pods wired from it can reach the others),
+//      ready, and READY=1 to systemd when it asked (NOTIFY_SOCKET).
 // After that the daemon only follows the source: every batch of lease
 // changes becomes a peer delta, the lease is renewed ahead of its expiry, and
 // an outage of the source changes nothing on the node.
@@ -27,6 +29,8 @@ import { loadNetConf, type NetConf } from '../config/netconf';
 import { ensureDir } from '../fsutil';
 import { addon } from '../native';
 import type { Logger } from '../log';
+import { createTrafficManager, type TrafficManager } from '../netfilter/manager';
+import { countSourceFailure, sourceFailures } from '../store/common';
 import { EtcdStore } from '../store/etcd';
 import { SqliteStore } from '../store/sqlite';
 import type { Lease, LeaseAttrs } from '../store/types';
@@ -39,6 +43,7 @@ import type { DaemonFlags } from './flags';
 import { serveHealthz } from './healthz';
 import { selectExternalInterface } from './iface';
 import { lockNode } from './lock';
+import { createMetrics } from './metrics';
 import { applyDelta, type PeerPolicy, reconcile, type Reconciled } from './peers';
 import { closeStatus, type DaemonStatus, serveStatus, statusSocketPath } from './status';
 
@@ -75,6 +80,10 @@ export class Daemon {
   private healthz?: http.Server;
   private statusServer?: net.Server;
   private nodeLock?: net.Server;
+  private traffic?: TrafficManager;
+  private stopResync?: () => void;
+  /** subnet.env as the last run left it: the previous lease and network. */
+  private previousEnv: { network?: Cidr4; subnet?: Cidr4 } = {};
   private ready = false;
   private stopping?: Promise<void>;
   /** Resolves with the exit code once the daemon has stopped. */
@@ -99,7 +108,7 @@ export class Daemon {
   async start(): Promise<void> {
     const f = this.flags;
     if (f.publicIpv6) throw new StartupError('--public-ipv6: IPv6 is not supported by weft yet (IPv4 networks only)');
-    if (f.ipMasq) throw new StartupError('--ip-masq is not supported yet');
+    if (f.ipBlackholeRoute) this.log.info('--ip-blackhole-route: no route is added (flanneld adds none either: its check finds the route list readable and stops there)');
     if (f.allowAnySource && f.strictSource) {
       throw new StartupError('--strict-source checks an inner source against the peer that sent it, which --allow-any-source gives up knowing; pick one');
     }
@@ -120,8 +129,15 @@ export class Daemon {
 
     // 1. flanneld serves healthz before it reads its config.
     if (f.healthzPort) {
+      const metrics = createMetrics({ status: () => this.status(), sourceErrors: sourceFailures });
       try {
-        this.healthz = await serveHealthz({ ip: f.healthzIp, port: f.healthzPort, log: this.log, ready: () => this.ready });
+        this.healthz = await serveHealthz({
+          ip: f.healthzIp,
+          port: f.healthzPort,
+          log: this.log,
+          ready: () => this.ready,
+          routes: { '/metrics': async () => ({ type: metrics.contentType, body: await metrics.metrics() }) },
+        });
       } catch (err) {
         throw new StartupError((err as Error).message);
       }
@@ -143,6 +159,14 @@ export class Daemon {
       throw new StartupError(origin ? `network config ${origin}: ${(err as Error).message}` : (err as Error).message);
     }
     const ext = this.externalLink(cfg, publicIp);
+    // flannel's traffic manager: every binary and rule checked now, before
+    // anything on the node changes.
+    this.traffic = createTrafficManager({ nftables: cfg.EnableNFTables, log: this.log });
+    try {
+      await this.traffic.preflight({ network: cfg.Network, masq: f.ipMasq, forward: f.iptablesForwardRules, fullyRandom: !f.ipMasqFullyRandomDisable });
+    } catch (err) {
+      throw new StartupError((err as Error).message);
+    }
     this.checkStopped();
 
     // 3. The backend claims what it needs before anything is leased.
@@ -176,9 +200,10 @@ export class Daemon {
     this.log.info({ subnet: formatCidr4(lease.subnet), expiration: lease.expiration }, `acquired lease ${formatCidr4(lease.subnet)}`);
     this.checkStopped();
 
-    // 5. The data plane on it.
+    // 5. The data plane on it, then the masquerade and forward rules.
     try {
       await backend.start(cfg.Network, lease);
+      await this.setupRules(cfg, lease);
       await source.complete(lease);
     } catch (err) {
       throw new StartupError((err as Error).message);
@@ -192,13 +217,14 @@ export class Daemon {
     applyDelta(this.peers, first.delta);
     backend.setPeers([...this.peers.values()]);
     this.logPeerChanges(first);
-    writeSubnetEnv(f.subnetFile, { network: cfg.Network, subnet: lease.subnet, mtu: backend.mtu, ipMasq: false });
+    writeSubnetEnv(f.subnetFile, { network: cfg.Network, subnet: lease.subnet, mtu: backend.mtu, ipMasq: f.ipMasq });
     this.log.info({ file: f.subnetFile }, `wrote ${f.subnetFile}`);
 
     this.scheduleRenew();
     void this.watch(cursor);
     this.ready = true;
     this.log.info({ peers: this.peers.size }, 'ready');
+    this.notifySystemd();
     // The packet threads report a fatal error by stopping; a node agent
     // whose data plane is gone must say so and exit, not look healthy.
     this.fatalCheck = setInterval(() => {
@@ -208,6 +234,36 @@ export class Daemon {
         void this.shutdown(1);
       }
     }, 1000);
+  }
+
+  /** flannel's order (main.go): clean up the other manager, init, masquerade, forward, resync. */
+  private async setupRules(cfg: NetConf, lease: Lease): Promise<void> {
+    const f = this.flags;
+    const tm = this.traffic!;
+    await tm.cleanupOther();
+    await tm.init();
+    if (f.ipMasq) {
+      await tm.setupMasq({
+        network: cfg.Network,
+        subnet: lease.subnet,
+        prevNetwork: this.previousEnv.network ?? null,
+        prevSubnet: this.previousEnv.subnet ?? null,
+        fullyRandom: !f.ipMasqFullyRandomDisable,
+      });
+    }
+    if (f.iptablesForwardRules) await tm.setupForward(cfg.Network);
+    this.stopResync = tm.startResync(f.iptablesResync);
+  }
+
+  /** systemd's Type=notify: READY=1 once subnet.env is written, as flanneld sends it. */
+  private notifySystemd(): void {
+    const socket = process.env.NOTIFY_SOCKET;
+    if (!socket) return;
+    try {
+      addon.sdNotify(socket, 'READY=1');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, `cannot tell systemd we are ready (NOTIFY_SOCKET ${socket}): ${(err as Error).message}`);
+    }
   }
 
   /** The Kubernetes API with --kube-subnet-mgr; else etcd when endpoints are given, else the embedded store, said plainly either way. */
@@ -296,6 +352,7 @@ export class Daemon {
     }
     if (!read) return null;
     for (const w of read.warnings) this.log.warn(`ignoring part of ${file}: ${w}`);
+    this.previousEnv = { network: read.env.network, subnet: read.env.subnet };
     const prev = read.env.subnet;
     if (!prev) return null;
     if (!cidrContains(cfg.Network, prev.ip) || prev.prefixLen < cfg.Network.prefixLen) {
@@ -411,6 +468,7 @@ export class Daemon {
       this.scheduleRenew();
     } catch (err) {
       if (this.abort.signal.aborted) return;
+      countSourceFailure();
       // flannel retries each minute; a short --lease-ttl needs sooner.
       const retryMs = Math.min(60_000, this.flags.leaseTtl * 250);
       this.log.warn({ err: (err as Error).message }, `Error renewing lease (trying again in ${retryMs / 1000} s): ${(err as Error).message}`);
@@ -457,6 +515,8 @@ export class Daemon {
       this.abort.abort();
       clearTimeout(this.renewTimer);
       clearInterval(this.fatalCheck);
+      this.stopResync?.();
+      await this.traffic?.close().catch(() => undefined);
       this.run?.backend.close();
       this.healthz?.close();
       if (this.statusServer) closeStatus(this.statusServer, statusSocketPath(this.flags.subnetFile, this.flags.statusSocket));

@@ -99,10 +99,22 @@ class PeerView {
   private readonly changed = new Map<string, Lease | null>(); // key -> new lease, or null = removed
   private readonly lengths = new Set<number>();
 
-  constructor(private readonly current: ReadonlyMap<string, Lease>) {
+  /**
+   * With a SubnetLen every peer has that length (admission checked it), so
+   * nothing needs reading; without one (kube mode) the lengths in use are
+   * read from the set, once per batch.
+   */
+  constructor(
+    private readonly current: ReadonlyMap<string, Lease>,
+    subnetLen: number | undefined,
+  ) {
+    if (subnetLen !== undefined) {
+      this.lengths.add(subnetLen);
+      return;
+    }
     for (const l of current.values()) {
       this.lengths.add(l.subnet.prefixLen);
-      if (this.lengths.size > 4) break; // uniform SubnetLen is the rule; see overlapping()
+      if (this.lengths.size > 4) break; // see overlapping()
     }
   }
 
@@ -155,7 +167,7 @@ export function reconcile(current: ReadonlyMap<string, Lease>, batch: WatchBatch
 
   if (batch.kind === 'snapshot') {
     const next = new Map<string, Lease>();
-    const view = new PeerView(new Map());
+    const view = new PeerView(new Map(), policy.subnetLen);
     let ownSeen = false;
     for (const lease of batch.leases) {
       const key = subnetKey(lease.subnet);
@@ -178,14 +190,15 @@ export function reconcile(current: ReadonlyMap<string, Lease>, batch: WatchBatch
     return { delta, refused, own };
   }
 
-  const view = new PeerView(current);
+  const view = new PeerView(current, policy.subnetLen);
   const events = batch.events;
   for (const ev of events) {
     const subnet = ev.type === 'removed' ? ev.subnet : ev.lease.subnet;
     const key = subnetKey(subnet);
     if (key === ownKey) {
-      // Our own renewals come back as puts; only a removal concerns us.
-      if (ev.type === 'removed') own = { kind: 'removed', cause: ev.cause };
+      // Our own renewals come back as puts; a removal concerns us, unless a
+      // put later in the batch (our renewal re-creating a lapsed lease) undid it.
+      own = ev.type === 'removed' ? { kind: 'removed', cause: ev.cause } : null;
       continue;
     }
     if (ev.type === 'removed') {

@@ -14,6 +14,8 @@ export interface Addon {
   encap: NativeEncap;
   netlink: NativeNetlink;
   offload: NativeOffload;
+  /** Sends one sd_notify(3) datagram ("READY=1") to a unix socket path or @abstract name; throws with .code. */
+  sdNotify(socketPath: string, message: string): void;
 }
 
 // WEFT_ADDON names a build to use instead (the sanitizer tier sets it);

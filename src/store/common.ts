@@ -12,6 +12,15 @@ import type { Lease } from './types';
 export const BACKOFF_MIN_MS = 100;
 export const BACKOFF_MAX_MS = 5_000;
 
+let failures = 0;
+/** Failed calls to a lease source since start (for /metrics). */
+export function sourceFailures(): number {
+  return failures;
+}
+export function countSourceFailure(): void {
+  failures++;
+}
+
 /** The subnet a key's last path element names (`10.5.52.0-24`), or null with a warning. */
 export function subnetOfKey(key: string, name: string, log: Logger): Cidr4 | null {
   const subnet = name.includes('/') ? null : parseSubnetKey(name);
@@ -44,6 +53,7 @@ export class Outage {
   /** Logs the first failure of an outage, then waits the current backoff (or until abort). */
   async failed(err: unknown, signal: AbortSignal, extra: Record<string, unknown> = {}): Promise<void> {
     const message = (err as Error).message;
+    countSourceFailure();
     if (this.since === null) {
       this.since = Date.now();
       this.log.warn({ ...this.fields, ...extra, err: message }, `${this.what} lost; retrying with backoff: ${message}`);

@@ -44,7 +44,7 @@ import { cidrContains, formatCidr4 } from '../cidr';
 import type { NetConf } from '../config/netconf';
 import type { Logger } from '../log';
 import { sleep } from '../sleep';
-import { Outage } from '../store/common';
+import { countSourceFailure, Outage } from '../store/common';
 import type { Lease, LeaseAttrs, LeaseBackend, LeaseEvent, WatchBatch } from '../store/types';
 import {
   type AnnotationKeys,
@@ -336,6 +336,7 @@ export class KubeLeaseSource implements LeaseSource {
         return r;
       } catch (err) {
         if (o.signal.aborted) throw err;
+        countSourceFailure();
         if (!o.anyError && !heals(err)) throw err;
         const msg = o.what(err);
         if (Date.now() - t0 + delay > o.deadlineMs) throw err;
@@ -429,6 +430,7 @@ export class KubeLeaseSource implements LeaseSource {
         node = await this.ourNode();
         last = node ? '' : `node "${this.node}" does not exist (yet)`;
       } catch (err) {
+        countSourceFailure();
         last = describeApiError(err, 'get', 'nodes', this.node);
       }
       if (node?.spec?.podCIDR) break;
@@ -465,6 +467,7 @@ export class KubeLeaseSource implements LeaseSource {
         this.log.info({ node: this.node, annotations: p.patch.metadata.annotations }, `annotated node "${this.node}" (${Object.keys(p.patch.metadata.annotations).join(', ')})`);
         return;
       } catch (err) {
+        countSourceFailure();
         const msg = describeApiError(err, 'patch', 'nodes/status', this.node);
         if (msg !== last) this.log.warn({ err: msg }, `Failed to patch node "${this.node}": ${msg}; retrying every ${ACQUIRE_POLL_MS / 1000} s`);
         last = msg;

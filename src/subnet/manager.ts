@@ -121,8 +121,11 @@ export class RegistryLeaseSource implements LeaseSource {
       await this.store.createLease(lease.subnet, lease, lease.expiration === null ? 0 : this.o.ttlSeconds);
       return true;
     } catch (err) {
-      if (err instanceof SubnetTakenError) return false;
-      throw err;
+      if (!(err instanceof SubnetTakenError)) throw err;
+      // Taken: by another node, or by our own renewal, which re-puts it.
+      const { leases } = await this.store.listLeases();
+      const holder = leases.find((l) => l.subnet.ip === lease.subnet.ip && l.subnet.prefixLen === lease.subnet.prefixLen);
+      return holder?.publicIp === lease.publicIp;
     }
   }
 

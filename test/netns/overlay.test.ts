@@ -123,7 +123,7 @@ describe('engine start-up errors', () => {
       // Two engines on one node: the second finds flannel.1 taken.
       const first = await EngineProcess.start(node.ns, [...base, '--iface', 'eth0']);
       try {
-        await assert.rejects(EngineProcess.start(node.ns, [...base, '--iface', 'eth0', '--port', '9000']), /TUN device flannel\.1 is in use/);
+        await assert.rejects(EngineProcess.start(node.ns, [...base, '--iface', 'eth0', '--port', '9000']), /cannot create TUN device flannel\.1: it is held by process \d+ \(node\)/);
       } finally {
         await first.stop();
       }

@@ -149,8 +149,8 @@ describe('weft daemons through etcd faults', () => {
         assert.ok(resumed.time >= tPut, `node${i + 1}'s watch resumed after the lease was put, so it came from the resumed watch`);
       }
       for (const [i, d] of daemons.entries()) {
-        const renewed = await until(`node${i + 1} renews its lease after the outage`, 30_000, async () => logged(d, /renewed lease/, tUp));
-        mark(`node${i + 1}: 'renewed lease' logged`);
+        const renewed = await until(`node${i + 1} renews its lease after the outage`, 30_000, async () => logged(d, /Lease renewed/, tUp));
+        mark(`node${i + 1}: 'Lease renewed' logged`);
         assert.ok(renewed.time >= tUp);
         const kv = (await etcdctlGet(el.endpoint, key(subnets[i]), el.ctl))!;
         assert.ok(kv, `node${i + 1}'s lease key is there`);
@@ -183,7 +183,7 @@ describe('weft daemons through etcd faults', () => {
         assert.equal(attrs.PublicIP, d.opts.node.underlayIp);
         assert.equal(attrs.BackendData.VtepMAC, (await d.status()).vtepMac, 'with the same VtepMAC');
         assert.notEqual(kv.lease, '0', 'held by an etcd lease, not a reservation');
-        assert.ok(logged(d, /re-created|renewed lease/, tWiped), `node${i + 1} says it wrote its lease again:\n${d.logs().slice(-2000)}`);
+        assert.ok(logged(d, /re-created|Lease renewed/, tWiped), `node${i + 1} says it wrote its lease again:\n${d.logs().slice(-2000)}`);
       }
       for (const [i, d] of daemons.entries()) {
         const other = subnets[1 - i];
