@@ -6,7 +6,6 @@ declare module 'ws' {
   class WebSocket {}
   namespace WebSocket {
     type ClientOptions = Record<string, unknown>;
-    // eslint-disable-next-line @typescript-eslint/no-shadow
     type WebSocket = InstanceType<typeof import('ws')>;
   }
   export = WebSocket;
