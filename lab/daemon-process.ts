@@ -6,6 +6,7 @@ import * as path from 'node:path';
 
 import { type DaemonStatus, readStatus } from '../src/daemon/status';
 import type { SubnetEnv } from '../src/subnet/env';
+import { SERVICE_ACCOUNT_DIR } from '../src/defaults';
 import { readSubnetEnv } from '../src/subnet/env';
 import { CLI } from './engine-process';
 import type { LabNode } from './topology';
@@ -23,6 +24,12 @@ export interface DaemonOptions {
   detached?: boolean;
   /** Start it under this umask (e.g. 0o000, to check that modes are set explicitly). */
   umask?: number;
+  /**
+   * A directory bind-mounted over /var/run/secrets/kubernetes.io/serviceaccount
+   * for the daemon alone (a mount namespace of its own), as a pod's service
+   * account is mounted. The mount point must exist.
+   */
+  serviceAccount?: string;
 }
 
 export class DaemonProcess {
@@ -52,10 +59,13 @@ export class DaemonProcess {
     fs.mkdirSync(o.dir, { recursive: true });
     const log = fs.openSync(path.join(o.dir, 'daemon.log'), 'a');
     const args = [CLI, '--iface', o.iface ?? 'eth0', '--subnet-file', path.join(o.dir, 'subnet.env'), ...o.args];
-    const [cmd, argv] =
+    let [cmd, argv] =
       o.umask === undefined
         ? [process.execPath, args]
         : ['sh', ['-c', `umask ${o.umask.toString(8).padStart(3, '0')} && exec "$0" "$@"`, process.execPath, ...args]];
+    if (o.serviceAccount) {
+      [cmd, argv] = ['unshare', ['--mount', '--propagation', 'private', 'sh', '-c', `mount --bind "$0" ${SERVICE_ACCOUNT_DIR} && exec "$@"`, o.serviceAccount, cmd, ...argv]];
+    }
     const child = o.node.ns.spawn(cmd, argv, {
       stdio: ['ignore', log, log],
       env: { ...process.env, ...o.env },

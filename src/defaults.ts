@@ -13,6 +13,8 @@ export const FLANNEL_ETCD_ENDPOINTS = 'http://127.0.0.1:4001,http://127.0.0.1:23
 export const DEFAULT_SUBNET_FILE = '/run/flannel/subnet.env';
 export const DEFAULT_NET_CONFIG_PATH = '/etc/kube-flannel/net-conf.json';
 export const DEFAULT_KUBE_ANNOTATION_PREFIX = 'flannel.alpha.coreos.com';
+/** Where a pod's service account is mounted (client-go's in-cluster config reads token and ca.crt there). */
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 /** weft's embedded store, used when no --etcd-endpoints is given. */
 export const DEFAULT_STORE_PATH = '/var/lib/weft/leases.db';
 

@@ -35,7 +35,6 @@ import { EtcdStore } from '../store/etcd';
 import { SqliteStore } from '../store/sqlite';
 import type { Lease, LeaseAttrs } from '../store/types';
 import { readSubnetEnv, writeSubnetEnv } from '../subnet/env';
-import { KubeLeaseSource } from '../subnet/kube';
 import { type LeaseSource, RegistryLeaseSource } from '../subnet/manager';
 import { renewDelayMs } from '../subnet/acquire';
 import { subnetKey } from '../subnet/key';
@@ -144,7 +143,7 @@ export class Daemon {
     }
 
     // 2. The lease source, the network config, the external interface.
-    const source = this.openSource();
+    const source = await this.openSource();
     this.source = source;
     let cfg: NetConf;
     let origin = '';
@@ -267,10 +266,12 @@ export class Daemon {
   }
 
   /** The Kubernetes API with --kube-subnet-mgr; else etcd when endpoints are given, else the embedded store, said plainly either way. */
-  private openSource(): LeaseSource {
+  private async openSource(): Promise<LeaseSource> {
     const f = this.flags;
     if (f.kubeSubnetMgr) {
-      let source: KubeLeaseSource;
+      // Loaded only here: the Kubernetes client takes half a second to load, which etcd and embedded nodes need not pay.
+      const { KubeLeaseSource } = await import('../subnet/kube');
+      let source: LeaseSource;
       try {
         source = new KubeLeaseSource({
           apiUrl: f.kubeApiUrl,

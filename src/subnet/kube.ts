@@ -42,6 +42,7 @@ import { ApiException, CoreV1Api, KubeConfig, Observable, type V1Node, Watch } f
 
 import { cidrContains, formatCidr4 } from '../cidr';
 import type { NetConf } from '../config/netconf';
+import { SERVICE_ACCOUNT_DIR } from '../defaults';
 import type { Logger } from '../log';
 import { sleep } from '../sleep';
 import { countSourceFailure, Outage } from '../store/common';
@@ -62,8 +63,6 @@ import {
 } from './kube-node';
 import type { LeaseSource } from './manager';
 
-/** Where a pod's service account is mounted (client-go's rest.InClusterConfig). */
-export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 const STRATEGIC_MERGE = 'application/strategic-merge-patch+json';
 const REQUEST_TIMEOUT_MS = 30_000;
 /** flannel's nodeControllerSyncTimeout: how long start-up waits for the API. */
