@@ -18,7 +18,13 @@ import { LAB_NETWORK, Lab } from './topology';
 const NODES = 3;
 
 export async function runDemo(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { keep: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ args: argv, options: { keep: { type: 'boolean', default: false }, kube: { type: 'boolean', default: false } } });
+  if (values.kube) {
+    // The same three nodes in Kubernetes mode (lab/kube/demo.ts); the lab API server lives only as long as the demo.
+    if (values.keep) throw new Error('--keep is not supported with --kube (the lab API server stops with the demo)');
+    if (!(await (await import('./kube/demo')).runKubeDemo())) process.exitCode = 1;
+    return;
+  }
   const prefix = runPrefix('weftdemo');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
   const netConf = path.join(dir, 'net-conf.json');

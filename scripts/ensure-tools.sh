@@ -30,7 +30,8 @@ declare -A want=(
 )
 
 if [ "${1:-}" = demo ]; then
-  want=([ip]=iproute2 [ping]=iputils-ping [iperf3]=iperf3 [iptables]=iptables)
+  # openssl and kubectl for `npm run demo -- --kube` (the lab API server's certificates, kubectl get nodes).
+  want=([ip]=iproute2 [ping]=iputils-ping [iperf3]=iperf3 [iptables]=iptables [openssl]=openssl [kubectl]=kubernetes-client)
 fi
 
 missing=()
