@@ -201,7 +201,11 @@ const heals = (err: unknown): boolean => {
 export function describeApiError(err: unknown, verb: string, resource: string, name?: string): string {
   const call = `${verb} ${resource}${name ? ` ${JSON.stringify(name)}` : ''}`;
   const code = httpCode(err);
-  if (code === undefined) return `${call}: ${(err as Error).message}`;
+  if (code === undefined) {
+    // A call's own deadline (REQUEST_TIMEOUT_MS) ends it as an abort.
+    if ((err as Error).name === 'AbortError') return `${call}: no answer within ${REQUEST_TIMEOUT_MS / 1000} s`;
+    return `${call}: ${(err as Error).message}`;
+  }
   let message = '';
   const body = err instanceof ApiException ? (err.body as unknown) : undefined;
   if (typeof body === 'string') {
