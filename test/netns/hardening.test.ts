@@ -424,6 +424,8 @@ describe('the node after all of it', () => {
   it('both daemons are up and forwarding, and every refused lease is still refused', async () => {
     for (const d of [d1, d2]) assert.equal(d.child.exitCode, null);
     await forwarding();
-    assert.equal((await d1.status()).peers.length, 1);
+    const peers = (await d1.status()).peers;
+    assert.ok(peers.some((p) => p.publicIp === n2.underlayIp), 'node2 is a peer');
+    assert.deepEqual(peers.filter((p) => !/^192\.168\.77\.[1-3]$/.test(p.publicIp)), [], 'no hostile lease became a peer');
   });
 });
