@@ -10,6 +10,7 @@
     {
       "target_name": "weft",
       "sources": [
+        "native/core/addr.cc",
         "native/core/encap.cc",
         "native/core/engine.cc",
         "native/core/fib.cc",
