@@ -45,7 +45,8 @@ std::string format_mac(const Mac& m) {
 
 std::optional<Ip4> parse_ip4(const std::string& s) {
   in_addr a;
-  if (inet_pton(AF_INET, s.c_str(), &a) != 1) return std::nullopt;
+  // inet_pton would stop at a NUL and take "10.0.0.1\0junk" for 10.0.0.1.
+  if (s.find('\0') != std::string::npos || inet_pton(AF_INET, s.c_str(), &a) != 1) return std::nullopt;
   Ip4 out;
   std::memcpy(out.data(), &a, 4);
   return out;
