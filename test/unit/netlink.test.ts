@@ -1,4 +1,4 @@
-// Byte-level tests of the rtnetlink builder and parsers (native/core/netlink.*)
+// Byte-level tests of the rtnetlink builder and parsers (native/core/nl_msg.*)
 // through the addon's pure helpers: no socket, no root. Messages are built
 // here by hand as well, so the parsers are checked against bytes the C++
 // builder did not write, including malformed ones.
