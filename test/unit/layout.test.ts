@@ -1,4 +1,4 @@
-// The packet core must build without Node (DESIGN.md: boundaries), so the
+// The packet core must build without Node (docs/design.md: boundaries), so the
 // fuzzers and core tests can link it alone.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
