@@ -10,11 +10,14 @@
     {
       "target_name": "weft",
       "sources": [
+        "native/core/addr.cc",
         "native/core/encap.cc",
         "native/core/engine.cc",
         "native/core/fib.cc",
         "native/core/offload.cc",
-        "native/core/netlink.cc",
+        "native/core/nl_msg.cc",
+        "native/core/nl_socket.cc",
+        "native/core/rtnl.cc",
         "native/core/sd_notify.cc",
         "native/core/sys_error.cc",
         "native/core/tun.cc",

@@ -24,7 +24,7 @@ flags=(-std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
 declare -A srcs=(
   [fuzz_decap_vxlan]="encap.cc fib.cc offload.cc"
   [fuzz_decap_udp]="encap.cc fib.cc offload.cc"
-  [fuzz_netlink]="netlink.cc sys_error.cc"
+  [fuzz_netlink]="nl_msg.cc addr.cc"
   [fuzz_gso_segment]="offload.cc encap.cc fib.cc"
   [fuzz_coalesce]="offload.cc encap.cc fib.cc"
   [fuzz_encap]="offload.cc encap.cc fib.cc"
@@ -63,7 +63,7 @@ build() {  # name source core-sources...
 
 if [ "${1:-}" = seeds ]; then
   build make_seeds native/fuzz/make_seeds.cc -std=c++17 -O1 -I native \
-    native/core/encap.cc native/core/fib.cc native/core/offload.cc native/core/netlink.cc native/core/sys_error.cc
+    native/core/encap.cc native/core/fib.cc native/core/offload.cc native/core/nl_msg.cc native/core/addr.cc native/core/sys_error.cc
   rm -rf native/fuzz/corpus
   "$out/make_seeds" native/fuzz/corpus
   du -sh native/fuzz/corpus/* >&2

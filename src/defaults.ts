@@ -1,4 +1,4 @@
-// One definition of each default weft shares with flanneld (FLANNEL-PARITY.md
+// One definition of each default weft shares with flanneld (docs/flanneld-parity.md
 // in docs/ lists where each comes from in flannel's source). Per-packet sizes
 // (encapsulation overheads, headroom) belong to the packet core and come from
 // the addon (addon.encap.overhead), not from here.
@@ -8,7 +8,7 @@ export const DEFAULT_PORT = { udp: 8285, vxlan: 8472 } as const;
 export const DEFAULT_VNI = 1;
 
 export const DEFAULT_ETCD_PREFIX = '/coreos.com/network';
-/** flanneld's --etcd-endpoints default; weft uses it only when asked (docs/flanneld.md). */
+/** flanneld's --etcd-endpoints default; weft uses it only when asked (README, "Where weft differs"). */
 export const FLANNEL_ETCD_ENDPOINTS = 'http://127.0.0.1:4001,http://127.0.0.1:2379';
 export const DEFAULT_SUBNET_FILE = '/run/flannel/subnet.env';
 export const DEFAULT_NET_CONFIG_PATH = '/etc/kube-flannel/net-conf.json';

@@ -12,7 +12,7 @@
 // The FIB takes deltas: peers come and go one lease at a time, and a change
 // costs in proportion to what changed. What `peers()` returns is read back
 // from the native FIB, so `weft status` shows what the engine holds.
-import { promises as fs, readdirSync, readFileSync } from 'node:fs';
+import { promises as fs, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 import { type Cidr4, formatCidr4, formatIp4, parseIp4 } from './cidr';
 import { addon, type NativeEngine, type NativeStats, type WireFormat } from './native';
@@ -206,9 +206,16 @@ export function describeNameHolder(name: string): string {
   return `it is held by ${holders.map((h) => `process ${h.pid} (${h.comm})`).join(', ')}`;
 }
 
+/** Processes in our network namespace (link names are per namespace) with a TUN fd attached to `name`. */
 function tunHolders(name: string): Array<{ pid: number; comm: string }> {
   const out: Array<{ pid: number; comm: string }> = [];
+  const ourNet = readlinkSync('/proc/self/ns/net');
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (readlinkSync(`/proc/${pid}/ns/net`) !== ourNet) continue;
+    } catch {
+      continue; // gone, or not ours to read
+    }
     let fds: string[];
     try {
       fds = readdirSync(`/proc/${pid}/fdinfo`);

@@ -1,7 +1,5 @@
 #include "core/encap.h"
 
-#include <cstdio>
-
 namespace weft {
 
 const char* counter_name(Counter c) {
@@ -12,34 +10,6 @@ const char* counter_name(Counter c) {
   };
   size_t i = static_cast<size_t>(c);
   return i < kCounterCount ? names[i] : "unknown";
-}
-
-bool parse_mac(const std::string& s, Mac* out) {
-  if (s.size() != 17) return false;
-  Mac m{};
-  for (size_t i = 0; i < 6; i++) {
-    size_t at = i * 3;
-    if (i < 5 && s[at + 2] != ':') return false;
-    uint8_t v = 0;
-    for (size_t k = 0; k < 2; k++) {
-      char c = s[at + k];
-      uint8_t d;
-      if (c >= '0' && c <= '9') d = static_cast<uint8_t>(c - '0');
-      else if (c >= 'a' && c <= 'f') d = static_cast<uint8_t>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') d = static_cast<uint8_t>(c - 'A' + 10);
-      else return false;
-      v = static_cast<uint8_t>((v << 4) | d);
-    }
-    m[i] = v;
-  }
-  *out = m;
-  return true;
-}
-
-std::string format_mac(const Mac& m) {
-  char s[18];
-  std::snprintf(s, sizeof s, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-  return s;
 }
 
 uint16_t inet_checksum(const uint8_t* data, size_t len) {

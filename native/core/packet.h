@@ -7,9 +7,9 @@
 #include <cstring>
 #include <string>
 
-namespace weft {
+#include "core/addr.h"
 
-using Mac = std::array<uint8_t, 6>;
+namespace weft {
 
 enum class Format : uint8_t { udp, vxlan };
 
@@ -36,9 +36,5 @@ inline void store_be16(uint8_t* p, uint16_t v) {
   p[0] = static_cast<uint8_t>(v >> 8);
   p[1] = static_cast<uint8_t>(v);
 }
-
-// "aa:bb:cc:dd:ee:ff" (either case) -> Mac; false on anything else.
-bool parse_mac(const std::string& s, Mac* out);
-std::string format_mac(const Mac& m);
 
 }  // namespace weft

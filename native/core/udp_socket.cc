@@ -6,16 +6,12 @@
 #include <cerrno>
 #include <string>
 
+#include "core/addr.h"
 #include "core/sys_error.h"
 
 namespace weft {
 
-static std::string endpoint(uint32_t ip, uint16_t port) {
-  in_addr a{htonl(ip)};
-  char s[INET_ADDRSTRLEN] = "?";
-  inet_ntop(AF_INET, &a, s, sizeof s);
-  return std::string(s) + ":" + std::to_string(port);
-}
+static std::string endpoint(uint32_t ip, uint16_t port) { return format_ip4(ip) + ":" + std::to_string(port); }
 
 static void size_buffer(int fd, int force_opt, int opt, int bytes) {
   // SO_*BUFFORCE ignores the sysctl cap but needs CAP_NET_ADMIN; fall back.

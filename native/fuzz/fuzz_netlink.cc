@@ -1,4 +1,4 @@
-// The rtnetlink level-1 code (core/netlink.h) over arbitrary bytes.
+// The rtnetlink message level (core/nl_msg.h) over arbitrary bytes.
 //
 // Parsers: the whole input is one datagram as recv() would return it.
 // MsgIter and parse_messages walk it; every message goes to parse_link,
@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "core/netlink.h"
+#include "core/nl_msg.h"
 #include "fuzz/fuzz_util.h"
 
 namespace nl = weft::nl;
@@ -89,7 +89,7 @@ void check_parsed(const std::optional<nl::Route>& r, size_t) {
   FUZZ_CHECK(r->dst_len <= 32);
   FUZZ_CHECK(r->oif >= 0);  // 0 is "none"; an ifindex is never negative
   FUZZ_CHECK(r->scope && r->protocol);
-  for (nl::Op op : {nl::Op::add, nl::Op::replace, nl::Op::del}) FUZZ_CHECK(!nl::describe_route(op, *r).empty());
+  for (nl::Op op : {nl::Op::add, nl::Op::replace, nl::Op::del}) FUZZ_CHECK(!nl::describe_route(op, *r, "flannel.1").empty());
 }
 
 // One message, parsed alone and with the rest of the datagram behind it.
@@ -151,8 +151,8 @@ void fuzz_parsers(const uint8_t* data, size_t size) {
 
 // --- the builder -----------------------------------------------------------
 
-nl::Ip4 take_ip4(FuzzedDataProvider& in) {
-  nl::Ip4 a;
+weft::Ip4 take_ip4(FuzzedDataProvider& in) {
+  weft::Ip4 a;
   for (auto& b : a) b = in.ConsumeIntegral<uint8_t>();
   return a;
 }

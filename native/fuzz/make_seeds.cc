@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "core/encap.h"
-#include "core/netlink.h"
+#include "core/nl_msg.h"
 #include "core/offload.h"
 #include "fuzz/fuzz_util.h"
 
@@ -477,10 +477,10 @@ Bytes route_msg(bool multipath) {
   r.table = multipath ? 1000 : RT_TABLE_MAIN;
   r.protocol = RTPROT_BOOT;
   r.scope = RT_SCOPE_UNIVERSE;
-  r.prefsrc = nl::Ip4{10, 244, 1, 0};
+  r.prefsrc = weft::Ip4{10, 244, 1, 0};
   r.priority = 100;
   if (!multipath) {
-    r.gateway = nl::Ip4{10, 244, 3, 0};
+    r.gateway = weft::Ip4{10, 244, 3, 0};
     r.oif = 7;
     r.onlink = true;
   }

@@ -5,10 +5,10 @@
 // Each verb opens its own netlink socket: it costs three syscalls, keeps no
 // state between calls (a Worker or a thrown dump can't leave a stale sequence
 // behind), and a process that changes network namespace gets the new one.
-#include <cmath>
 #include <string>
 
-#include "core/netlink.h"
+#include "core/rtnl.h"
+#include "napi/args.h"
 #include "napi/bindings.h"
 
 namespace weft::napi {
@@ -19,46 +19,8 @@ namespace nl = weft::nl;
 
 // ---- arguments
 
-bool absent(const Napi::Value& v) { return v.IsUndefined() || v.IsNull(); }
-
-Napi::Value arg(const Napi::CallbackInfo& info, size_t i) {
-  return i < info.Length() ? info[i] : info.Env().Undefined();
-}
-
-uint32_t uint_value(const Napi::Value& v, const std::string& name, uint32_t min, uint32_t max) {
-  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), name + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= min && d <= max) || d != std::floor(d)) {
-    throw Napi::RangeError::New(v.Env(), name + " must be an integer " + std::to_string(min) +
-                                             ".." + std::to_string(max));
-  }
-  return static_cast<uint32_t>(d);
-}
-
 int ifindex_value(const Napi::Value& v, const std::string& name) {
   return static_cast<int>(uint_value(v, name, 1, INT32_MAX));
-}
-
-nl::Ip4 ip4_value(const Napi::Value& v, const std::string& name) {
-  std::optional<nl::Ip4> a;
-  if (v.IsString()) a = nl::parse_ip4(v.As<Napi::String>().Utf8Value());
-  if (!a) throw Napi::TypeError::New(v.Env(), name + " must be a dotted-quad IPv4 address string");
-  return *a;
-}
-
-std::string string_value(const Napi::Value& v, const std::string& name) {
-  if (!v.IsString()) throw Napi::TypeError::New(v.Env(), name + " must be a string");
-  return v.As<Napi::String>().Utf8Value();
-}
-
-bool bool_value(const Napi::Value& v, const std::string& name) {
-  if (!v.IsBoolean()) throw Napi::TypeError::New(v.Env(), name + " must be a boolean");
-  return v.As<Napi::Boolean>().Value();
-}
-
-Napi::Object object_value(const Napi::Value& v, const std::string& name) {
-  if (!v.IsObject() || v.IsArray()) throw Napi::TypeError::New(v.Env(), name + " must be an object");
-  return v.As<Napi::Object>();
 }
 
 nl::Op op_value(const Napi::Value& v) {
@@ -111,19 +73,10 @@ nl::Addr addr_args(const Napi::CallbackInfo& info, size_t first) {
   return a;
 }
 
-const uint8_t* bytes_value(const Napi::Value& v, size_t* len) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    throw Napi::TypeError::New(v.Env(), "buf must be a Buffer or Uint8Array");
-  }
-  Napi::Uint8Array a = v.As<Napi::Uint8Array>();
-  *len = a.ByteLength();
-  return a.Data();
-}
-
 // ---- results
 
-Napi::String ip4_js(Napi::Env env, const nl::Ip4& a) {
-  return Napi::String::New(env, nl::format_ip4(a));
+Napi::String ip4_js(Napi::Env env, const Ip4& a) {
+  return Napi::String::New(env, format_ip4(a));
 }
 
 Napi::Object link_js(Napi::Env env, const nl::Link& l) {
@@ -133,7 +86,7 @@ Napi::Object link_js(Napi::Env env, const nl::Link& l) {
   o.Set("mtu", l.mtu);
   o.Set("flags", l.flags);
   o.Set("up", l.up());
-  o.Set("mac", l.mac ? Napi::Value(Napi::String::New(env, nl::format_mac(*l.mac))) : env.Null());
+  o.Set("mac", l.mac ? Napi::Value(Napi::String::New(env, format_mac(*l.mac))) : env.Null());
   if (!l.kind.empty()) o.Set("kind", l.kind);
   return o;
 }
@@ -258,7 +211,7 @@ Napi::Value RouteList(const Napi::CallbackInfo& info) {
 
 Napi::Value RouteGet(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  nl::Ip4 dst = ip4_value(arg(info, 0), "address");
+  Ip4 dst = ip4_value(arg(info, 0), "address");
   nl::Route r = with_socket(env, [&](nl::Socket& s) { return nl::route_get(s, dst); });
   Napi::Object o = Napi::Object::New(env);
   o.Set("dst", ip4_js(env, r.dst_len == 32 ? r.dst : dst));
@@ -278,9 +231,9 @@ Napi::Value DefaultRouteLink(const Napi::CallbackInfo& info) {
 
 template <class Build>
 Napi::Value encoded(Napi::Env env, Build build) {
-  uint8_t buf[512];
+  uint8_t buf[nl::kRequestCap];
   nl::MsgBuilder b(buf, sizeof buf);
-  if (!build(b)) throw Napi::Error::New(env, "netlink: message does not fit in 512 bytes");
+  if (!build(b)) throw Napi::Error::New(env, "netlink: message does not fit in " + std::to_string(sizeof buf) + " bytes");
   return Napi::Buffer<uint8_t>::Copy(env, b.data(), b.size());
 }
 
@@ -291,9 +244,8 @@ Napi::Value EncodeRoute(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value DecodeRoute(const Napi::CallbackInfo& info) {
-  size_t len;
-  const uint8_t* p = bytes_value(arg(info, 0), &len);
-  std::optional<nl::Route> r = nl::parse_route(p, len);
+  Napi::Uint8Array buf = bytes_value(arg(info, 0), "buf");
+  std::optional<nl::Route> r = nl::parse_route(buf.Data(), buf.ByteLength());
   return r ? Napi::Value(route_js(info.Env(), *r)) : info.Env().Null();
 }
 
@@ -304,16 +256,14 @@ Napi::Value EncodeAddr(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value DecodeAddr(const Napi::CallbackInfo& info) {
-  size_t len;
-  const uint8_t* p = bytes_value(arg(info, 0), &len);
-  std::optional<nl::Addr> a = nl::parse_addr(p, len);
+  Napi::Uint8Array buf = bytes_value(arg(info, 0), "buf");
+  std::optional<nl::Addr> a = nl::parse_addr(buf.Data(), buf.ByteLength());
   return a ? Napi::Value(addr_js(info.Env(), *a)) : info.Env().Null();
 }
 
 Napi::Value DecodeLink(const Napi::CallbackInfo& info) {
-  size_t len;
-  const uint8_t* p = bytes_value(arg(info, 0), &len);
-  std::optional<nl::Link> l = nl::parse_link(p, len);
+  Napi::Uint8Array buf = bytes_value(arg(info, 0), "buf");
+  std::optional<nl::Link> l = nl::parse_link(buf.Data(), buf.ByteLength());
   return l ? Napi::Value(link_js(info.Env(), *l)) : info.Env().Null();
 }
 

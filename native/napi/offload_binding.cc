@@ -3,27 +3,12 @@
 #include <cstring>
 
 #include "core/offload.h"
+#include "napi/args.h"
 #include "napi/bindings.h"
 
 namespace weft::napi {
 
 namespace {
-
-Napi::Uint8Array bytes(const Napi::Env& env, Napi::Value v, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    throw Napi::TypeError::New(env, std::string(what) + " must be a Uint8Array");
-  }
-  return v.As<Napi::Uint8Array>();
-}
-
-uint16_t u16(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return 0;
-  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
-  uint32_t n = v.As<Napi::Number>().Uint32Value();
-  if (n > 0xffff) throw Napi::RangeError::New(o.Env(), std::string(key) + " must fit in 16 bits");
-  return static_cast<uint16_t>(n);
-}
 
 Napi::Object vnet_object(const Napi::Env& env, const VnetHdr& h) {
   Napi::Object o = Napi::Object::New(env);
@@ -39,14 +24,12 @@ Napi::Object vnet_object(const Napi::Env& env, const VnetHdr& h) {
 // segment(packet, {gsoType, gsoSize}, lead?) -> {verdict, segments: Buffer[]}
 Napi::Value js_segment(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Uint8Array pkt = bytes(env, info[0], "packet");
-  if (!info[1].IsObject()) throw Napi::TypeError::New(env, "vnet header must be an object");
-  Napi::Object o = info[1].As<Napi::Object>();
+  Napi::Uint8Array pkt = bytes_value(arg(info, 0), "packet");
+  Napi::Object o = object_value(arg(info, 1), "vnet header");
   VnetHdr h;
-  h.gso_type = static_cast<uint8_t>(u16(o, "gsoType"));
-  h.gso_size = u16(o, "gsoSize");
-  size_t lead = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Uint32Value() : 0;
-  if (lead > 64) throw Napi::RangeError::New(env, "lead must be 0..64");
+  h.gso_type = static_cast<uint8_t>(uint_value_or(o.Get("gsoType"), "gsoType", 0, 0, 0xff));
+  h.gso_size = static_cast<uint16_t>(uint_value_or(o.Get("gsoSize"), "gsoSize", 0, 0, 0xffff));
+  size_t lead = uint_value_or(arg(info, 2), "lead", 0, 0, 64);
   std::vector<uint8_t> out(256 * 1024);
   Segments s = gso_segment(h, pkt.Data(), pkt.ByteLength(), out.data(), out.size(), lead);
   Napi::Object r = Napi::Object::New(env);
@@ -64,10 +47,10 @@ Napi::Value js_segment(const Napi::CallbackInfo& info) {
 // completeChecksum(packet, csumStart, csumOffset) -> Buffer | null
 Napi::Value js_complete_checksum(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Uint8Array pkt = bytes(env, info[0], "packet");
+  Napi::Uint8Array pkt = bytes_value(arg(info, 0), "packet");
   std::vector<uint8_t> copy(pkt.Data(), pkt.Data() + pkt.ByteLength());
-  size_t start = info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
-  size_t offset = info[2].IsNumber() ? info[2].As<Napi::Number>().Uint32Value() : 0;
+  size_t start = uint_value(arg(info, 1), "csumStart", 0, UINT32_MAX);
+  size_t offset = uint_value(arg(info, 2), "csumOffset", 0, UINT32_MAX);
   if (!complete_checksum(copy.data(), copy.size(), start, offset)) return env.Null();
   return Napi::Buffer<uint8_t>::Copy(env, copy.data(), copy.size());
 }
@@ -77,16 +60,15 @@ Napi::Value js_complete_checksum(const Napi::CallbackInfo& info) {
 // sends a TCP super-packet decap took whole.
 Napi::Value js_coalesce(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsArray()) throw Napi::TypeError::New(env, "packets must be an array");
-  Napi::Array in = info[0].As<Napi::Array>();
+  Napi::Array in = array_value(arg(info, 0), "packets");
   // Copies that stay put while the coalescer points into them.
   std::vector<std::vector<uint8_t>> held;
   held.reserve(in.Length());
   for (uint32_t i = 0; i < in.Length(); i++) {
-    Napi::Uint8Array b = bytes(env, in.Get(i), "packets[i]");
+    Napi::Uint8Array b = bytes_value(in.Get(i), "packets[" + std::to_string(i) + "]");
     held.emplace_back(b.Data(), b.Data() + b.ByteLength());
   }
-  size_t max_inner = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
+  size_t max_inner = uint_value_or(arg(info, 1), "maxInner", 0, 0, UINT32_MAX);
   Coalescer c;
   c.reset();
   for (auto& p : held) {

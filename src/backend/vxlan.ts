@@ -10,14 +10,14 @@
 // `<subnet> via <PublicIP>`: no encapsulation at all. Other peers stay on
 // the engine. Unlike flannel, which decides once per lease event, the
 // choice is made again every 10 s, so a peer whose underlay route changes
-// moves between the two without a restart.
-import { type Cidr4, formatCidr4, formatIp4 } from '../cidr';
+// moves between the two without a restart (and a deleted route comes back).
+import { type Cidr4, formatCidr4, formatIp4, parseCidr4 } from '../cidr';
 import { Engine } from '../engine';
 import { addon } from '../native';
 import type { Lease } from '../store/types';
 import { subnetKey } from '../subnet/key';
 import { isUnicastMac, randomVtepMac } from '../vtep';
-import { EngineBackend, fibPeerOf, tunMtu } from './engine-backend';
+import { EngineBackend, tunMtu } from './engine-backend';
 import { KernelRoutes } from './routes';
 import type { Backend, BackendOptions, PeerState } from './types';
 
@@ -50,7 +50,6 @@ export function openVxlan(o: BackendOptions): Backend {
 class DirectRoutingVxlan extends EngineBackend {
   private readonly routes: KernelRoutes;
   private readonly leases = new Map<string, Lease>();
-  private readonly direct = new Set<string>();
   private timer?: NodeJS.Timeout;
 
   constructor(engine: Engine, leaseBackend: { type: 'vxlan'; vni: number; vtepMac: string }, o: BackendOptions) {
@@ -64,66 +63,31 @@ class DirectRoutingVxlan extends EngineBackend {
     this.timer.unref();
   }
 
+  // Every peer stays in the engine's FIB, direct or not: a direct route is
+  // more specific than the Network's route into the TUN, so nothing for a
+  // direct peer reaches the engine on the way out, but the peer may still
+  // send to us through its tunnel (its own view of the underlay can differ
+  // from ours) and the engine accepts datagrams only from peers it knows.
   override setPeers(peers: Lease[]): void {
     this.leases.clear();
-    this.direct.clear();
-    const tunnelled: Lease[] = [];
-    const routed: Lease[] = [];
-    for (const l of peers) {
-      this.leases.set(subnetKey(l.subnet), l);
-      if (this.isDirect(l)) {
-        this.direct.add(subnetKey(l.subnet));
-        routed.push(l);
-      } else {
-        tunnelled.push(l);
-      }
-    }
-    this.engine.setPeers(tunnelled.map(fibPeerOf));
-    this.routes.ensure(routed.map((l) => ({ subnet: l.subnet, gateway: l.publicIp })));
+    for (const l of peers) this.leases.set(subnetKey(l.subnet), l);
+    super.setPeers(peers);
+    this.routes.ensure(peers.filter((l) => this.isDirect(l)).map((l) => ({ subnet: l.subnet, gateway: l.publicIp })));
   }
 
   override updatePeers(upserts: Lease[], removed: Cidr4[]): void {
-    const toEngine: Lease[] = [];
-    const fromEngine: Cidr4[] = [];
-    const routeAdd: Lease[] = [];
-    const routeDel: Cidr4[] = [];
-    for (const s of removed) {
-      const k = subnetKey(s);
-      this.leases.delete(k);
-      if (this.direct.delete(k)) routeDel.push(s);
-      else fromEngine.push(s);
-    }
-    for (const l of upserts) {
-      const k = subnetKey(l.subnet);
-      this.leases.set(k, l);
-      const was = this.direct.has(k);
-      if (this.isDirect(l)) {
-        this.direct.add(k);
-        if (!was) fromEngine.push(l.subnet);
-        routeAdd.push(l);
-      } else {
-        this.direct.delete(k);
-        if (was) routeDel.push(l.subnet);
-        toEngine.push(l);
-      }
-    }
-    // Remove first: a subnet moving from one path to the other is never on both.
-    this.routes.remove(routeDel);
-    this.engine.updatePeers(toEngine.map(fibPeerOf), fromEngine);
-    this.routes.ensure(routeAdd.map((l) => ({ subnet: l.subnet, gateway: l.publicIp })));
+    for (const s of removed) this.leases.delete(subnetKey(s));
+    for (const l of upserts) this.leases.set(subnetKey(l.subnet), l);
+    // Remove first: a subnet whose path changes is never routed twice.
+    const tunnelled = upserts.filter((l) => !this.isDirect(l));
+    this.routes.remove([...removed, ...tunnelled.map((l) => l.subnet)]);
+    super.updatePeers(upserts, removed);
+    this.routes.ensure(upserts.filter((l) => !tunnelled.includes(l)).map((l) => ({ subnet: l.subnet, gateway: l.publicIp })));
   }
 
   override peers(): PeerState[] {
-    const routed = this.routes.present().map((r) => {
-      const l = this.leases.get(subnetKey(r.subnet));
-      return {
-        subnet: formatCidr4(r.subnet),
-        publicIp: formatIp4(r.gateway),
-        ...(l?.backend.type === 'vxlan' ? { vtepMac: l.backend.vtepMac } : {}),
-        via: 'route' as const,
-      };
-    });
-    return [...super.peers(), ...routed];
+    const routed = new Set(this.routes.present().map((r) => subnetKey(r.subnet)));
+    return super.peers().map((p) => (routed.has(subnetKey(parseCidr4(p.subnet))) ? { ...p, via: 'route' as const } : p));
   }
 
   override close(): void {
@@ -131,9 +95,12 @@ class DirectRoutingVxlan extends EngineBackend {
     super.close();
   }
 
-  /** Re-decides every peer's path; moves the ones whose answer changed. */
+  /** Re-decides every peer's path, moves the ones whose answer changed, and puts back deleted routes. */
   private recheck(): void {
-    const moved = [...this.leases.values()].filter((l) => this.isDirect(l) !== this.direct.has(subnetKey(l.subnet)));
+    const moved = [...this.leases.values()].filter((l) => this.isDirect(l) !== this.routes.has(l.subnet));
+    for (const l of moved) {
+      this.log.info(`peer ${formatCidr4(l.subnet)} (${formatIp4(l.publicIp)}) is now reached ${this.isDirect(l) ? 'directly, by a route' : 'through the tunnel'}`);
+    }
     if (moved.length > 0) this.updatePeers(moved, []);
     this.routes.recover();
   }

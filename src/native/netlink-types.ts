@@ -93,7 +93,10 @@ export interface NetlinkError extends Error {
   /** errno name: 'EEXIST', 'ENODEV', 'ESRCH', ... */
   code: string;
   errno: number;
-  /** The verb and its arguments: "ip route replace 10.244.3.0/24 dev 7", "link flannel.1". */
+  /**
+   * The verb and its arguments, naming links by name: "ip route replace
+   * 10.244.3.0/24 dev flannel.1" ("dev #7" if link 7 is gone by then), "link flannel.1".
+   */
   syscall: string;
   /** The kernel's extended-ack text, when it gave one. */
   extAck?: string;

@@ -21,19 +21,45 @@ export function countSourceFailure(): void {
   failures++;
 }
 
-/** The subnet a key's last path element names (`10.5.52.0-24`), or null with a warning. */
-export function subnetOfKey(key: string, name: string, log: Logger): Cidr4 | null {
+/** The subnet a key's last path element names (`10.5.52.0-24`), or null with a warning (once). */
+export function subnetOfKey(key: string, name: string, log: Logger, warned: WarnedKeys): Cidr4 | null {
   const subnet = name.includes('/') ? null : parseSubnetKey(name);
-  if (!subnet) log.warn({ key }, 'skipping key that does not name a subnet');
+  if (!subnet && warned.first(key, 'not a subnet')) log.warn({ key }, `skipping key ${key}: it does not name a subnet`);
   return subnet;
 }
 
-/** A stored lease, or null with a warning naming the key (never quoting the value). */
-export function leaseOfEntry(key: string, subnet: Cidr4, value: string, expiration: Date | null, log: Logger): Lease | null {
+/**
+ * Malformed entries a store has warned about: key -> the error said. A
+ * store reads a key on every list and every change, so one bad value must
+ * not become a line per read. Bounded: past the cap, the oldest is forgotten.
+ */
+export class WarnedKeys {
+  private readonly said = new Map<string, string>();
+
+  /** True the first time this key has this problem. */
+  first(key: string, problem: string): boolean {
+    if (this.said.get(key) === problem) return false;
+    this.said.delete(key);
+    this.said.set(key, problem);
+    if (this.said.size > 10_000) this.said.delete(this.said.keys().next().value as string);
+    return true;
+  }
+
+  /** The key is well formed now. */
+  clear(key: string): void {
+    this.said.delete(key);
+  }
+}
+
+/** A stored lease, or null with a warning naming the key (once, never quoting the value). */
+export function leaseOfEntry(key: string, subnet: Cidr4, value: string, expiration: Date | null, log: Logger, warned: WarnedKeys): Lease | null {
   try {
-    return { subnet, ...decodeLeaseValue(value), expiration };
+    const lease = { subnet, ...decodeLeaseValue(value), expiration };
+    warned.clear(key);
+    return lease;
   } catch (err) {
-    log.warn({ key, err: (err as Error).message }, `skipping malformed lease ${key}: ${(err as Error).message}`);
+    const why = (err as Error).message;
+    if (warned.first(key, why)) log.warn({ key, err: why }, `skipping malformed lease ${key}: ${why}`);
     return null;
   }
 }

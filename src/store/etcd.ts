@@ -46,7 +46,7 @@ import type { Cidr4 } from '../cidr';
 import { DEFAULT_ETCD_PREFIX } from '../defaults';
 import type { Logger } from '../log';
 import { subnetKey } from '../subnet/key';
-import { BACKOFF_MAX_MS, BACKOFF_MIN_MS, leaseOfEntry, Outage, subnetOfKey } from './common';
+import { BACKOFF_MAX_MS, BACKOFF_MIN_MS, leaseOfEntry, Outage, subnetOfKey, WarnedKeys } from './common';
 import { errText, WatchStream } from './etcd-watch';
 import { encodeLeaseValue } from './lease-json';
 import { ConfigNotFoundError, type Lease, type LeaseAttrs, type LeaseEvent, type LeaseStore, SubnetTakenError, type WatchBatch } from './types';
@@ -82,6 +82,7 @@ export class EtcdStore implements LeaseStore {
   private readonly subnetsPrefix: string;
   /** Aborts every watch (their streams and backoff timers) on close(). */
   private readonly closing = new AbortController();
+  private readonly warned = new WarnedKeys();
 
   constructor(opts: EtcdStoreOptions) {
     if (opts.endpoints.length === 0) throw new Error('no etcd endpoints given');
@@ -265,7 +266,7 @@ export class EtcdStore implements LeaseStore {
     const key = kv.key.toString();
     const subnet = this.subnetOf(key);
     if (!subnet) return null;
-    const lease = leaseOfEntry(key, subnet, kv.value.toString(), null, this.log);
+    const lease = leaseOfEntry(key, subnet, kv.value.toString(), null, this.log, this.warned);
     if (!lease || kv.lease === '0') return lease;
     let ttl = ttls.get(kv.lease);
     if (!ttl) {
@@ -278,7 +279,7 @@ export class EtcdStore implements LeaseStore {
   }
 
   private subnetOf(key: string): Cidr4 | null {
-    return subnetOfKey(key, key.startsWith(this.subnetsPrefix) ? key.slice(this.subnetsPrefix.length) : '/', this.log);
+    return subnetOfKey(key, key.startsWith(this.subnetsPrefix) ? key.slice(this.subnetsPrefix.length) : '/', this.log, this.warned);
   }
 
   /** When an etcd lease lapses, from its remaining TTL; null if it already has. */

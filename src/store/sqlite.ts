@@ -41,7 +41,7 @@ import { chmodIfExists, ensureDir, ensureFileMode } from '../fsutil';
 import type { Logger } from '../log';
 import { sleep } from '../sleep';
 import { subnetKey } from '../subnet/key';
-import { leaseOfEntry, Outage, subnetOfKey } from './common';
+import { leaseOfEntry, Outage, subnetOfKey, WarnedKeys } from './common';
 import { encodeLeaseValue } from './lease-json';
 import { type Lease, type LeaseAttrs, type LeaseEvent, type LeaseStore, SubnetTakenError, type WatchBatch } from './types';
 
@@ -98,6 +98,7 @@ export class SqliteStore implements LeaseStore {
   private readonly pollIntervalMs: number;
   private readonly changeRetention: number;
   private readonly closing = new AbortController();
+  private readonly warned = new WarnedKeys();
   protected readonly stmt: ReturnType<typeof prepare>;
 
   constructor(opts: SqliteStoreOptions) {
@@ -291,7 +292,7 @@ export class SqliteStore implements LeaseStore {
     const events: LeaseEvent[] = [];
     for (const row of rows) {
       if (row.op === 'delete') {
-        const subnet = subnetOfKey(row.key, row.key, this.log);
+        const subnet = subnetOfKey(row.key, row.key, this.log, this.warned);
         if (subnet) events.push({ type: 'removed', subnet, cause: row.cause === 'expired' ? 'expired' : 'deleted' });
       } else {
         const lease = this.leaseOf(row);
@@ -303,8 +304,8 @@ export class SqliteStore implements LeaseStore {
 
   /** A row as a Lease, or null with a warning naming the key. */
   protected leaseOf(row: LeaseRow): Lease | null {
-    const subnet = subnetOfKey(row.key, row.key, this.log);
-    return subnet ? leaseOfEntry(row.key, subnet, row.value ?? '', expirationOf(row), this.log) : null;
+    const subnet = subnetOfKey(row.key, row.key, this.log, this.warned);
+    return subnet ? leaseOfEntry(row.key, subnet, row.value ?? '', expirationOf(row), this.log, this.warned) : null;
   }
 }
 

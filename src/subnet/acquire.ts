@@ -8,12 +8,12 @@
 //   3. else a random pick among the first 100 free subnets from SubnetMin.
 // The store's create-if-absent is the only arbiter between nodes: losing
 // that race means a fresh list and another try.
-import { type Cidr4, formatCidr4, formatIp4, maskOf } from '../cidr';
+import { type Cidr4, cidrContains, formatCidr4, formatIp4, maskOf } from '../cidr';
 import type { Logger } from '../log';
 import { type Lease, type LeaseAttrs, type LeaseStore, SubnetTakenError } from '../store/types';
 import type { NetConf } from '../config/netconf';
 
-export type SubnetPool = Pick<NetConf, 'SubnetLen' | 'SubnetMin' | 'SubnetMax'>;
+export type SubnetPool = Pick<NetConf, 'Network' | 'SubnetLen' | 'SubnetMin' | 'SubnetMax'>;
 
 export interface AcquireOptions {
   /** The subnet from subnet.env, if any. */
@@ -47,14 +47,18 @@ function heldBy(leases: Lease[], subnet: Cidr4): Lease | undefined {
 /**
  * Free subnets from SubnetMin upwards, at most 100. "Free" means no lease
  * overlaps it (as flannel's Overlaps), so reservations and leases of another
- * length are never handed out. Leases of the configured length are looked up
- * in a set, so the walk past thousands of them stays linear.
+ * length are never handed out. Unlike flannel, a key that is not inside the
+ * Network at all (a written 0.0.0.0-0 would overlap everything) blocks
+ * nothing: it is nobody's lease on this network, and no node could use it.
+ * Leases of the configured length are looked up in a set, so the walk past
+ * thousands of them stays linear.
  */
 export function freeSubnets(cfg: SubnetPool, leases: Lease[], limit = MAX_CANDIDATES): Cidr4[] {
   const size = 2 ** (32 - cfg.SubnetLen);
   const taken = new Set<number>();
   const odd: Lease[] = [];
   for (const l of leases) {
+    if (l.subnet.prefixLen < cfg.Network.prefixLen || !cidrContains(cfg.Network, l.subnet.ip)) continue;
     if (l.subnet.prefixLen === cfg.SubnetLen) taken.add(l.subnet.ip);
     else odd.push(l);
   }

@@ -145,7 +145,7 @@ describe('weft daemon on the embedded store', () => {
       ['missing net-conf file', () => ['--net-config-path', '/nonexistent/net-conf.json'], /cannot read --net-config-path \/nonexistent\/net-conf\.json: ENOENT/],
       ['no such interface', (c) => ['--net-config-path', c({ Network: '10.244.0.0/16' }), '--iface', 'nosuch0'], /Failed to find interface to use that matches the interfaces and\/or regexes provided/],
       ['kube subnet manager', (c) => ['--net-config-path', c({ Network: '10.244.0.0/16' }), '--kube-subnet-mgr'], /--kube-subnet-mgr is not supported yet/],
-      ['ip-masq', (c) => ['--net-config-path', c({ Network: '10.244.0.0/16' }), '--ip-masq'], /--ip-masq is not supported yet/],
+      ['iptables-resync 0', (c) => ['--net-config-path', c({ Network: '10.244.0.0/16' }), '--ip-masq', '--iptables-resync', '0'], /invalid --iptables-resync 0: must be at least 1 second/],
       ['unknown flag', () => ['--no-such-flag'], /flag provided but not defined: -no-such-flag$/, { exitCode: 0 }],
       ['bad renew margin', () => ['--subnet-lease-renew-margin', '0'], /Invalid subnet-lease-renew-margin option, out of acceptable range$/],
       // net-conf fields, with flannel's words where flannel has them
@@ -183,7 +183,7 @@ describe('weft daemon on the embedded store', () => {
       ['--etcd-endpoints not a URL', () => ['--etcd-endpoints', 'garbage'], /--etcd-endpoints.*garbage/],
       // environment
       ['FLANNELD_SUBNET_LEASE_RENEW_MARGIN=0', (c) => ['--net-config-path', c(VX)], /Invalid subnet-lease-renew-margin option, out of acceptable range$/, { env: { FLANNELD_SUBNET_LEASE_RENEW_MARGIN: '0' } }],
-      ['FLANNELD_IP_MASQ=true', (c) => ['--net-config-path', c(VX)], /--ip-masq is not supported yet/, { env: { FLANNELD_IP_MASQ: 'true' } }],
+      ['FLANNELD_IPTABLES_RESYNC=0', (c) => ['--net-config-path', c(VX)], /invalid --iptables-resync 0: must be at least 1 second/, { env: { FLANNELD_IPTABLES_RESYNC: '0' } }],
       [
         // flanneld logs a bad value and carries on: here as far as the interface.
         'FLANNELD_IP_MASQ=yes',

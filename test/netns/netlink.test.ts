@@ -184,7 +184,7 @@ describe('netlink verbs in a network namespace', { skip }, () => {
       assert.equal(ok<{ up: boolean }>(got).up, true);
       const [shown] = ipJson<Array<{ mtu: number; flags: string[] }>>(ns, 'link', 'show', 'v0');
       assert.equal(shown.mtu, 1400);
-      err(bad, 'EINVAL', `ip link set dev ${v0} mtu 10`, /mtu/i);
+      err(bad, 'EINVAL', 'ip link set dev v0 mtu 10', /mtu/i);
       ok(down);
       assert.equal(ok<{ up: boolean }>(gotDown).up, false);
     }));
@@ -199,7 +199,7 @@ describe('netlink verbs in a network namespace', { skip }, () => {
         ['addrList'],
       ]);
       ok(add);
-      err(again, 'EEXIST', `ip addr add 10.9.0.1/24 dev ${v0}`, /already assigned/);
+      err(again, 'EEXIST', 'ip addr add 10.9.0.1/24 dev v0', /already assigned/);
       ok(replace);
       // `ip addr add` without lifetimes makes a permanent address (IFA_F_PERMANENT 0x80).
       assert.deepEqual(ok(list), [{ ifindex: v0, address: '10.9.0.1', prefixLen: 24, scope: 0, label: 'v0', flags: 0x80 }]);
@@ -229,7 +229,7 @@ describe('netlink verbs in a network namespace', { skip }, () => {
         ['addrList', v0],
       ]);
       ok(del);
-      err(delAgain, 'EADDRNOTAVAIL', `ip addr del 10.9.0.1/24 dev ${v0}`);
+      err(delAgain, 'EADDRNOTAVAIL', 'ip addr del 10.9.0.1/24 dev v0');
       assert.deepEqual(ok(remaining), []);
     }));
 
@@ -254,11 +254,11 @@ describe('netlink verbs in a network namespace', { skip }, () => {
       ok(res[0]);
       ok(res[1]);
       ok(res[2], 'routeAdd');
-      err(res[3], 'EEXIST', `ip route add 10.244.3.0/24 dev ${v0}`);
+      err(res[3], 'EEXIST', 'ip route add 10.244.3.0/24 dev v0');
       ok(res[4], 'routeReplace');
       err(res[5], 'ENETUNREACH', /^ip route add 10\.244\.9\.0\/24 via 10\.244\.9\.0/, /gateway|nexthop/i);
       ok(res[6], 'onlink routeAdd');
-      err(res[7], 'EINVAL', `ip route add 10.244.3.1/24 dev ${v0}`, /prefix/i);
+      err(res[7], 'EINVAL', 'ip route add 10.244.3.1/24 dev v0', /prefix/i);
       ok(res[8], 'routeAdd table 100');
 
       const routes = ok<Array<Record<string, unknown>>>(res[9]);
@@ -300,7 +300,7 @@ describe('netlink verbs in a network namespace', { skip }, () => {
         ['routeList'],
       ]);
       ok(del[0], 'routeDel');
-      err(del[1], 'ESRCH', `ip route del 10.244.3.0/24 dev ${v0}`);
+      err(del[1], 'ESRCH', 'ip route del 10.244.3.0/24 dev v0');
       ok(del[2], 'routeDel table 100');
       const left = ok<Array<{ dst: string }>>(del[3]).map((r) => r.dst).sort();
       assert.deepEqual(left, ['10.244.9.0', '10.9.0.0']);
@@ -329,6 +329,28 @@ describe('netlink verbs in a network namespace', { skip }, () => {
       ok(res[8]);
       assert.equal(ok(res[9]), v1);
       assert.deepEqual(ok(res[10]), { dst: '8.8.8.8', gateway: '10.8.0.254', oif: v1, prefsrc: '10.8.0.1' });
+    }));
+
+  it('names a link in an error by its name, or by index once the link is gone', () =>
+    withNs((ns, v0, v1) => {
+      // The kernel refuses a route through a link that is down (v1).
+      const [down, mtu] = inNs(ns, [
+        ['routeAdd', { dst: '10.244.3.0', dstLen: 24, oif: v1 }],
+        ['linkSetMtu', v1, 10],
+      ]);
+      const e = err(down, 'ENETDOWN', 'ip route add 10.244.3.0/24 dev v1');
+      assert.match(e.message, /^ip route add 10\.244\.3\.0\/24 dev v1: /);
+      err(mtu, 'EINVAL', 'ip link set dev v1 mtu 10');
+
+      ip('-n', ns, 'link', 'del', 'v0'); // takes its peer v1 with it
+      const [route, addr, up] = inNs(ns, [
+        ['routeAdd', { dst: '10.244.3.0', dstLen: 24, oif: v0 }],
+        ['addrAdd', v1, '10.9.0.1', 24],
+        ['linkSetUp', v0, true],
+      ]);
+      err(route, 'ENODEV', `ip route add 10.244.3.0/24 dev #${v0}`);
+      err(addr, 'ENODEV', `ip addr add 10.9.0.1/24 dev #${v1}`);
+      err(up, 'ENODEV', `ip link set dev #${v0} up`);
     }));
 
   it('leaves no namespace behind', () => {

@@ -1,4 +1,4 @@
-// Byte-level tests of the rtnetlink builder and parsers (native/core/netlink.*)
+// Byte-level tests of the rtnetlink builder and parsers (native/core/nl_msg.*)
 // through the addon's pure helpers: no socket, no root. Messages are built
 // here by hand as well, so the parsers are checked against bytes the C++
 // builder did not write, including malformed ones.
@@ -393,6 +393,7 @@ describe('netlink argument checks', () => {
   it('throws TypeError naming the argument', () => {
     assert.throws(() => nl.encodeRoute('add', { dst: '10.0.0', dstLen: 8 }), { name: 'TypeError', message: /route\.dst/ });
     assert.throws(() => nl.encodeRoute('add', { dst: '10.0.0.0', dstLen: 8, gateway: 'x' }), { name: 'TypeError', message: /route\.gateway/ });
+    assert.throws(() => nl.encodeRoute('add', { dst: '10.0.0.0\u0000junk', dstLen: 8 }), { name: 'TypeError', message: /route\.dst/ });
     assert.throws(() => nl.encodeRoute('add', { dst: '10.0.0.0', dstLen: 8, onlink: 1 as unknown as boolean }), { name: 'TypeError', message: /route\.onlink/ });
     assert.throws(() => nl.encodeRoute('flush' as 'add', { dst: '10.0.0.0', dstLen: 8 }), { name: 'TypeError', message: /op/ });
     assert.throws(() => nl.encodeRoute('add', null as unknown as NetlinkRoute), { name: 'TypeError', message: /route/ });

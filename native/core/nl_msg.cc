@@ -1,18 +1,12 @@
-#include "core/netlink.h"
+#include "core/nl_msg.h"
 
-#include <arpa/inet.h>
 #include <net/if.h>
 #include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
-#include <ctime>
-
-#include "core/sys_error.h"
 
 namespace weft::nl {
 
@@ -25,14 +19,6 @@ constexpr size_t align4(size_t n) { return (n + 3) & ~static_cast<size_t>(3); }
 constexpr size_t kIfinfoLen = NLMSG_ALIGN(sizeof(ifinfomsg));
 constexpr size_t kIfaddrLen = NLMSG_ALIGN(sizeof(ifaddrmsg));
 constexpr size_t kRtmsgLen = NLMSG_ALIGN(sizeof(rtmsg));
-
-// Big enough for any request we build (the largest, a route, is ~100 bytes).
-constexpr size_t kRequestCap = 512;
-
-// The kernel sizes a dump's datagrams by the largest buffer we have passed
-// to recvmsg, capped a little under 32 KiB; start there so most dumps fit
-// without the peek having to grow the buffer.
-constexpr size_t kRxInitial = 32768;
 
 // Reads the message header of `buf` if it holds one whole message; nullptr
 // payload if not. Only the first message counts: trailing bytes are ignored.
@@ -128,82 +114,21 @@ uint16_t op_flags(Op op) {
   return 0;
 }
 
-std::string describe_addr(Op op, const Addr& a) {
-  std::string s = std::string("ip addr ") + op_name(op) + " " + format_ip4(a.address) + "/" +
-                  std::to_string(a.prefix_len) + " dev " + std::to_string(a.ifindex);
-  if (!a.label.empty()) s += " label " + a.label;
-  return s;
-}
-
-// The first message of `type` among the replies, parsed, or EPROTO.
-template <class T, class Parse>
-T first_reply(const std::vector<std::vector<uint8_t>>& replies, uint16_t type, Parse parse,
-              const std::string& call) {
-  for (const auto& m : replies) {
-    nlmsghdr h;
-    if (m.size() < sizeof h) continue;
-    std::memcpy(&h, m.data(), sizeof h);
-    if (h.nlmsg_type != type) continue;
-    std::optional<T> v = parse(m.data(), m.size());
-    if (!v) throw SysError(EPROTO, call + " (malformed reply)");
-    return *v;
-  }
-  throw SysError(EPROTO, call + " (no reply)");
-}
-
-template <class T, class Parse>
-std::vector<T> all_replies(const std::vector<std::vector<uint8_t>>& replies, uint16_t type,
-                           Parse parse, const std::string& call) {
-  std::vector<T> out;
-  out.reserve(replies.size());
-  for (const auto& m : replies) {
-    nlmsghdr h;
-    if (m.size() < sizeof h) continue;
-    std::memcpy(&h, m.data(), sizeof h);
-    if (h.nlmsg_type != type) continue;
-    std::optional<T> v = parse(m.data(), m.size());
-    if (!v) throw SysError(EPROTO, call + " (malformed reply)");
-    out.push_back(std::move(*v));
-  }
-  return out;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
 // Values
 
-std::optional<Ip4> parse_ip4(const std::string& s) {
-  in_addr a;
-  if (inet_pton(AF_INET, s.c_str(), &a) != 1) return std::nullopt;
-  Ip4 out;
-  std::memcpy(out.data(), &a, 4);
-  return out;
-}
+bool Link::up() const { return (flags & IFF_UP) != 0; }
 
-std::string format_ip4(const Ip4& a) {
-  char buf[INET_ADDRSTRLEN];
-  in_addr in;
-  std::memcpy(&in, a.data(), 4);
-  if (inet_ntop(AF_INET, &in, buf, sizeof buf) == nullptr) return "?";
-  return buf;
-}
-
-std::string format_mac(const Mac& m) {
-  static const char hex[] = "0123456789abcdef";
-  std::string s;
-  s.reserve(17);
-  for (size_t i = 0; i < m.size(); i++) {
-    if (i) s += ':';
-    s += hex[m[i] >> 4];
-    s += hex[m[i] & 0xf];
-  }
+std::string describe_addr(Op op, const Addr& a, const std::string& dev) {
+  std::string s = std::string("ip addr ") + op_name(op) + " " + format_ip4(a.address) + "/" +
+                  std::to_string(a.prefix_len) + " dev " + dev;
+  if (!a.label.empty()) s += " label " + a.label;
   return s;
 }
 
-bool Link::up() const { return (flags & IFF_UP) != 0; }
-
-std::string describe_route(Op op, const Route& r) {
+std::string describe_route(Op op, const Route& r, const std::string& dev) {
   std::string s = std::string("ip route ") + op_name(op) + " ";
   if (r.dst_len == 0 && r.dst == Ip4{}) {
     s += "default";
@@ -211,7 +136,7 @@ std::string describe_route(Op op, const Route& r) {
     s += format_ip4(r.dst) + "/" + std::to_string(r.dst_len);
   }
   if (r.gateway) s += " via " + format_ip4(*r.gateway);
-  if (r.oif) s += " dev " + std::to_string(r.oif);
+  if (r.oif) s += " dev " + dev;
   if (r.table != RT_TABLE_MAIN) s += " table " + std::to_string(r.table);
   if (r.protocol) s += " proto " + std::to_string(*r.protocol);
   if (r.scope) s += " scope " + scope_name(*r.scope);
@@ -222,7 +147,7 @@ std::string describe_route(Op op, const Route& r) {
 }
 
 // ---------------------------------------------------------------------------
-// Level 1: building
+// Building
 
 MsgBuilder::MsgBuilder(uint8_t* buf, size_t cap) : buf_(buf), cap_(buf ? cap : 0) {}
 
@@ -433,7 +358,7 @@ bool build_route_get(MsgBuilder& b, const Ip4& dst) {
 }
 
 // ---------------------------------------------------------------------------
-// Level 1: parsing
+// Parsing
 
 bool MsgIter::next(Msg& m) {
   if (bad_ || left_ == 0) return false;
@@ -712,256 +637,6 @@ bool parse_ack(const Msg& m, Ack& out) {
   // matters, so a bad TLV just loses the text.
   while (!out.msg.empty() && (out.msg.back() == '\n' || out.msg.back() == ' ')) out.msg.pop_back();
   return true;
-}
-
-// ---------------------------------------------------------------------------
-// Level 2: the socket
-
-Socket::Socket() : seq_(static_cast<uint32_t>(std::time(nullptr))) {
-  fd_ = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-  if (fd_ < 0) throw SysError(errno, "socket(AF_NETLINK, NETLINK_ROUTE)");
-  auto fail = [this](const char* call) {
-    int err = errno;
-    ::close(fd_);
-    fd_ = -1;
-    throw SysError(err, call);
-  };
-  int one = 1;
-  // Both are best effort: a kernel without them still answers, only with
-  // less to say (no ext-ack text) or more to read (our request echoed).
-  (void)::setsockopt(fd_, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
-  (void)::setsockopt(fd_, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
-  // The kernel always answers; the timeout is only so that a bug here can
-  // never hang the Node main thread for good.
-  timeval tv{};
-  tv.tv_sec = 10;
-  if (::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0) fail("setsockopt(SO_RCVTIMEO)");
-  sockaddr_nl sa{};
-  sa.nl_family = AF_NETLINK;
-  if (::bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) fail("bind(AF_NETLINK)");
-  socklen_t sl = sizeof sa;
-  if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &sl) < 0) fail("getsockname(AF_NETLINK)");
-  port_ = sa.nl_pid;
-  rx_.resize(kRxInitial);
-}
-
-Socket::~Socket() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-size_t Socket::recv_datagram(const std::string& call) {
-  for (;;) {
-    sockaddr_nl sa{};
-    iovec iov{rx_.data(), rx_.size()};
-    msghdr mh{};
-    mh.msg_name = &sa;
-    mh.msg_namelen = sizeof sa;
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    // Peek at the real size first so a large datagram grows the buffer
-    // instead of being cut.
-    ssize_t n = ::recvmsg(fd_, &mh, MSG_PEEK | MSG_TRUNC);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) throw SysError(ETIMEDOUT, call + " (no reply)");
-      throw SysError(errno, call + " (recvmsg)");
-    }
-    if (static_cast<size_t>(n) > rx_.size()) {
-      rx_.resize(static_cast<size_t>(n));
-      continue;
-    }
-    iov = iovec{rx_.data(), rx_.size()};
-    mh.msg_namelen = sizeof sa;
-    mh.msg_flags = 0;
-    n = ::recvmsg(fd_, &mh, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw SysError(errno, call + " (recvmsg)");
-    }
-    if (mh.msg_flags & MSG_TRUNC) throw SysError(EMSGSIZE, call + " (recvmsg)");
-    if (sa.nl_pid != 0) continue;  // not from the kernel
-    return static_cast<size_t>(n);
-  }
-}
-
-std::vector<std::vector<uint8_t>> Socket::request_once(MsgBuilder& req, const std::string& call,
-                                                       bool* interrupted) {
-  if (!req.ok()) throw SysError(EMSGSIZE, call);
-  nlmsghdr h;
-  std::memcpy(&h, req.data(), sizeof h);
-  const bool dump = (h.nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP;
-  const uint32_t seq = ++seq_;
-  req.set_seq(seq);
-  req.set_pid(0);
-  if (!dump) req.add_flags(NLM_F_ACK);
-
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
-  for (;;) {
-    ssize_t n = ::sendto(fd_, req.data(), req.size(), 0, reinterpret_cast<sockaddr*>(&kernel),
-                         sizeof kernel);
-    if (n >= 0) break;
-    if (errno == EINTR) continue;
-    throw SysError(errno, call + " (sendto)");
-  }
-
-  std::vector<std::vector<uint8_t>> out;
-  for (;;) {
-    size_t n = recv_datagram(call);
-    MsgIter it(rx_.data(), n);
-    Msg m;
-    while (it.next(m)) {
-      // A late answer to an earlier request on this socket: not ours.
-      if (m.seq != seq || m.pid != port_) continue;
-      if (m.flags & NLM_F_DUMP_INTR) *interrupted = true;
-      if (m.type == NLMSG_NOOP) continue;
-      if (m.type == NLMSG_OVERRUN) throw SysError(ENOBUFS, call);
-      if (m.type == NLMSG_ERROR || m.type == NLMSG_DONE) {
-        Ack ack;
-        // An old kernel's NLMSG_DONE may carry no errno: that is success.
-        if (!parse_ack(m, ack)) {
-          if (m.type == NLMSG_ERROR) throw SysError(EPROTO, call + " (malformed ack)");
-          ack = Ack{};
-        }
-        if (ack.err) throw SysError(ack.err, call, ack.msg);
-        if (m.type == NLMSG_DONE || !dump) return out;
-        continue;
-      }
-      // A dump's records, or a get's answer (its ack follows).
-      out.emplace_back(m.data, m.data + m.len);
-    }
-    if (it.bad()) throw SysError(EPROTO, call + " (malformed reply)");
-  }
-}
-
-std::vector<std::vector<uint8_t>> Socket::request(MsgBuilder& req, const std::string& call) {
-  // A dump that raced with a change is marked; a few tries always settle on
-  // a control plane that changes a route every few seconds at most.
-  for (int attempt = 0; attempt < 4; attempt++) {
-    bool interrupted = false;
-    auto out = request_once(req, call, &interrupted);
-    if (!interrupted) return out;
-  }
-  throw SysError(EINTR, call + " (dump kept changing)");
-}
-
-// ---------------------------------------------------------------------------
-// Level 2: the verbs
-
-namespace {
-
-template <class Build>
-std::vector<std::vector<uint8_t>> run(Socket& s, const std::string& call, Build build) {
-  uint8_t buf[kRequestCap];
-  MsgBuilder b(buf, sizeof buf);
-  if (!build(b)) throw SysError(EMSGSIZE, call);
-  return s.request(b, call);
-}
-
-void addr_modify(Socket& s, Op op, const Addr& a) {
-  run(s, describe_addr(op, a), [&](MsgBuilder& b) { return build_addr(b, op, a); });
-}
-
-void route_modify(Socket& s, Op op, const Route& r) {
-  run(s, describe_route(op, r), [&](MsgBuilder& b) { return build_route(b, op, r); });
-}
-
-}  // namespace
-
-// ip link show dev NAME
-Link link_get(Socket& s, const std::string& name) {
-  const std::string call = "link " + name;
-  // No link can have such a name; say so the way the kernel would for a
-  // name that merely does not exist.
-  if (name.empty() || name.size() >= IFNAMSIZ) throw SysError(ENODEV, call);
-  auto replies = run(s, call, [&](MsgBuilder& b) { return build_link_get(b, 0, name); });
-  return first_reply<Link>(replies, RTM_NEWLINK, parse_link, call);
-}
-
-// ip link show dev #INDEX
-Link link_get(Socket& s, int ifindex) {
-  const std::string call = "link " + std::to_string(ifindex);
-  if (ifindex <= 0) throw SysError(ENODEV, call);
-  auto replies = run(s, call, [&](MsgBuilder& b) { return build_link_get(b, ifindex, ""); });
-  return first_reply<Link>(replies, RTM_NEWLINK, parse_link, call);
-}
-
-// ip link show
-std::vector<Link> link_list(Socket& s) {
-  const std::string call = "ip link show";
-  return all_replies<Link>(run(s, call, build_link_dump), RTM_NEWLINK, parse_link, call);
-}
-
-// ip link set dev flannel.1 up
-void link_set_up(Socket& s, int ifindex, bool up) {
-  const std::string call =
-      "ip link set dev " + std::to_string(ifindex) + (up ? " up" : " down");
-  run(s, call, [&](MsgBuilder& b) { return build_link_set_up(b, ifindex, up); });
-}
-
-// ip link set dev flannel.1 mtu 1450
-void link_set_mtu(Socket& s, int ifindex, uint32_t mtu) {
-  const std::string call =
-      "ip link set dev " + std::to_string(ifindex) + " mtu " + std::to_string(mtu);
-  run(s, call, [&](MsgBuilder& b) { return build_link_set_mtu(b, ifindex, mtu); });
-}
-
-// ip addr add 10.244.3.0/32 dev flannel.1
-void addr_add(Socket& s, const Addr& a) { addr_modify(s, Op::add, a); }
-// ip addr replace 10.244.3.0/32 dev flannel.1
-void addr_replace(Socket& s, const Addr& a) { addr_modify(s, Op::replace, a); }
-// ip addr del 10.244.3.0/32 dev flannel.1
-void addr_del(Socket& s, const Addr& a) { addr_modify(s, Op::del, a); }
-
-// ip -4 addr show [dev IFINDEX]
-std::vector<Addr> addr_list(Socket& s, int ifindex) {
-  const std::string call = "ip -4 addr show";
-  auto all = all_replies<Addr>(run(s, call, build_addr_dump), RTM_NEWADDR, parse_addr, call);
-  if (ifindex == 0) return all;
-  std::vector<Addr> out;
-  for (auto& a : all) {
-    if (a.ifindex == ifindex) out.push_back(std::move(a));
-  }
-  return out;
-}
-
-// ip route add 10.244.3.0/24 via 10.244.3.0 dev flannel.1 onlink
-void route_add(Socket& s, const Route& r) { route_modify(s, Op::add, r); }
-// ip route replace 10.244.3.0/24 dev flannel.1
-void route_replace(Socket& s, const Route& r) { route_modify(s, Op::replace, r); }
-// ip route del 10.244.3.0/24 dev flannel.1
-void route_del(Socket& s, const Route& r) { route_modify(s, Op::del, r); }
-
-// ip -4 route show table main type unicast
-std::vector<Route> route_list(Socket& s) {
-  const std::string call = "ip -4 route show";
-  // The dump covers every table (local, main, default, ...); without strict
-  // checking the kernel cannot filter, so we do.
-  auto all = all_replies<Route>(run(s, call, build_route_dump), RTM_NEWROUTE, parse_route, call);
-  std::vector<Route> out;
-  for (auto& r : all) {
-    if (r.table == RT_TABLE_MAIN && r.type == RTN_UNICAST) out.push_back(std::move(r));
-  }
-  return out;
-}
-
-// ip route get 1.2.3.4
-Route route_get(Socket& s, const Ip4& dst) {
-  const std::string call = "ip route get " + format_ip4(dst);
-  auto replies = run(s, call, [&](MsgBuilder& b) { return build_route_get(b, dst); });
-  return first_reply<Route>(replies, RTM_NEWROUTE, parse_route, call);
-}
-
-// ip -4 route show default   (the one with the lowest metric)
-int default_route_link(Socket& s) {
-  const Route* best = nullptr;
-  std::vector<Route> routes = route_list(s);
-  for (const Route& r : routes) {
-    if (r.dst_len != 0 || r.oif <= 0) continue;
-    if (!best || r.priority.value_or(0) < best->priority.value_or(0)) best = &r;
-  }
-  if (!best) throw SysError(ENETUNREACH, "default route");
-  return best->oif;
 }
 
 }  // namespace weft::nl

@@ -1,48 +1,34 @@
-// rtnetlink for the control layer: links, IPv4 addresses and routes.
-//
-// Two levels. The lower one builds and parses messages in caller-owned
-// buffers and never touches a socket, so its parsers (`parse_*`, `AttrIter`,
-// `MsgIter`) can be fed arbitrary bytes by a unit test or a fuzzer: every
-// length the kernel (or an attacker) supplies is checked against the bytes
-// actually there before it is read, and all reads go through memcpy because a
-// caller's buffer (a Node Buffer) need not be aligned.
-//
-// The upper level is one function per kernel verb, named like iproute2, over
-// a `Socket` that does the request/ack dance (sequence numbers, multipart
-// dumps, NLMSG_ERROR with the extended-ack text). Every failure is a
-// weft::SysError whose `call` reads like the `ip` command that would have
-// failed the same way.
+// rtnetlink messages: the values (links, IPv4 addresses, routes), building
+// requests and parsing replies. The lower of netlink's two levels, as libmnl's
+// nlmsg.c/attr.c and vishvananda/netlink's nl/ package are: everything here
+// works in caller-owned buffers and never touches a socket, so the parsers
+// (`parse_*`, `AttrIter`, `MsgIter`) can be fed arbitrary bytes by a unit test
+// or a fuzzer. Every length the kernel (or an attacker) supplies is checked
+// against the bytes actually there before it is read, and all reads go
+// through memcpy because a caller's buffer (a Node Buffer) need not be
+// aligned.
 //
 // We wrote this instead of linking libmnl or libnl: the control layer needs a
 // dozen verbs, and owning the bytes keeps the parsers fuzzable and the error
-// text in our hands.
+// text in our hands. nl_socket.h sends what is built here; rtnl.h has the
+// verbs.
 #pragma once
 
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/addr.h"
+
 namespace weft::nl {
 
 // ---------------------------------------------------------------------------
 // Values
-
-// An IPv4 address as its four bytes in network order ("10.244.3.0" is
-// {10, 244, 3, 0}), so there is no byte-order question anywhere.
-using Ip4 = std::array<uint8_t, 4>;
-using Mac = std::array<uint8_t, 6>;
-
-// Strict dotted quad (inet_pton): "10.0.0.1" only, no "10.1" or octal.
-std::optional<Ip4> parse_ip4(const std::string& s);
-std::string format_ip4(const Ip4& a);
-// Lowercase "aa:bb:cc:dd:ee:ff".
-std::string format_mac(const Mac& m);
 
 struct Link {
   int index = 0;
@@ -85,12 +71,18 @@ struct Route {
 
 enum class Op { add, replace, del };
 
-// "ip route replace 10.244.3.0/24 via 10.0.0.2 dev 7 onlink", the text of
-// every route error.
-std::string describe_route(Op op, const Route& r);
+// The `ip` command that would fail the same way, the text of every address
+// and route error: "ip route replace 10.244.3.0/24 via 10.0.0.2 dev flannel.1
+// onlink". `dev` is what follows "dev" (the link's name); it is not looked up
+// here, as this level has no socket.
+std::string describe_addr(Op op, const Addr& a, const std::string& dev);
+std::string describe_route(Op op, const Route& r, const std::string& dev);
 
 // ---------------------------------------------------------------------------
-// Level 1: building
+// Building
+
+// Big enough for any request we build (the largest, a route, is ~100 bytes).
+constexpr size_t kRequestCap = 512;
 
 // Writes one message (nlmsghdr, family header, attributes) into a buffer the
 // caller owns. Nothing is ever written past `cap`: the first append that does
@@ -149,7 +141,7 @@ bool build_route_dump(MsgBuilder& b);
 bool build_route_get(MsgBuilder& b, const Ip4& dst);
 
 // ---------------------------------------------------------------------------
-// Level 1: parsing
+// Parsing
 
 struct Msg {
   uint16_t type = 0;
@@ -225,73 +217,5 @@ struct Ack {
   std::string msg;
 };
 bool parse_ack(const Msg& m, Ack& out);
-
-// ---------------------------------------------------------------------------
-// Level 2: the socket
-
-// One NETLINK_ROUTE socket (close-on-exec, extended and capped acks on).
-// Use it from one thread at a time. Not copyable.
-class Socket {
- public:
-  Socket();  // throws SysError
-  ~Socket();
-  Socket(const Socket&) = delete;
-  Socket& operator=(const Socket&) = delete;
-
-  // Sends `req` (seq and pid are filled in here; NLM_F_ACK is added unless it
-  // is a dump) and returns a copy of every reply message: up to NLMSG_DONE
-  // for a dump, up to the ack otherwise (a get's answer comes before it). A
-  // negative ack or a failed syscall throws SysError(errno, call, ext-ack).
-  // A dump the kernel marks interrupted (NLM_F_DUMP_INTR) is run again.
-  std::vector<std::vector<uint8_t>> request(MsgBuilder& req, const std::string& call);
-
- private:
-  std::vector<std::vector<uint8_t>> request_once(MsgBuilder& req, const std::string& call,
-                                                 bool* interrupted);
-  size_t recv_datagram(const std::string& call);
-
-  int fd_ = -1;
-  uint32_t port_ = 0;
-  uint32_t seq_;
-  std::vector<uint8_t> rx_;
-};
-
-// ---------------------------------------------------------------------------
-// Level 2: the verbs
-
-// ip link show dev NAME    (ENODEV "link NAME" when there is none)
-Link link_get(Socket& s, const std::string& name);
-// ip link show dev #INDEX  (ENODEV "link INDEX")
-Link link_get(Socket& s, int ifindex);
-// ip link show
-std::vector<Link> link_list(Socket& s);
-// ip link set dev flannel.1 up / down
-void link_set_up(Socket& s, int ifindex, bool up);
-// ip link set dev flannel.1 mtu 1450
-void link_set_mtu(Socket& s, int ifindex, uint32_t mtu);
-
-// ip addr add 10.244.3.0/32 dev flannel.1
-void addr_add(Socket& s, const Addr& a);
-// ip addr replace 10.244.3.0/32 dev flannel.1
-void addr_replace(Socket& s, const Addr& a);
-// ip addr del 10.244.3.0/32 dev flannel.1
-void addr_del(Socket& s, const Addr& a);
-// ip -4 addr show [dev IFINDEX]   (ifindex 0: every link)
-std::vector<Addr> addr_list(Socket& s, int ifindex = 0);
-
-// ip route add 10.244.3.0/24 via 10.244.3.0 dev flannel.1 onlink
-void route_add(Socket& s, const Route& r);
-// ip route replace 10.244.3.0/24 dev flannel.1
-void route_replace(Socket& s, const Route& r);
-// ip route del 10.244.3.0/24 dev flannel.1
-void route_del(Socket& s, const Route& r);
-// ip -4 route show table main type unicast
-std::vector<Route> route_list(Socket& s);
-// ip route get 1.2.3.4   (dst, gateway, oif, prefsrc of the answer)
-Route route_get(Socket& s, const Ip4& dst);
-// The oif of the main table's IPv4 default route with the lowest metric:
-// ip -4 route show default | sort by metric | head -1
-// (ENETUNREACH "default route" when there is none).
-int default_route_link(Socket& s);
 
 }  // namespace weft::nl
