@@ -144,7 +144,8 @@ describe('weft daemon on the embedded store', () => {
       ['unsupported backend', (c) => ['--net-config-path', c({ Network: '10.244.0.0/16', Backend: { Type: 'ipip' } })], /backend type "ipip" is not supported by weft/],
       ['missing net-conf file', () => ['--net-config-path', '/nonexistent/net-conf.json'], /cannot read --net-config-path \/nonexistent\/net-conf\.json: ENOENT/],
       ['no such interface', (c) => ['--net-config-path', c({ Network: '10.244.0.0/16' }), '--iface', 'nosuch0'], /Failed to find interface to use that matches the interfaces and\/or regexes provided/],
-      ['kube subnet manager', (c) => ['--net-config-path', c({ Network: '10.244.0.0/16' }), '--kube-subnet-mgr'], /--kube-subnet-mgr is not supported yet/],
+      // outside a pod with no kubeconfig: client-go's in-cluster error (the rest of kube mode: kube.test.ts)
+      ['kube subnet manager, no API given', (c) => ['--net-config-path', c({ Network: '10.244.0.0/16' }), '--kube-subnet-mgr'], /fail to create kubernetes config: unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be defined/],
       ['iptables-resync 0', (c) => ['--net-config-path', c({ Network: '10.244.0.0/16' }), '--ip-masq', '--iptables-resync', '0'], /invalid --iptables-resync 0: must be at least 1 second/],
       ['unknown flag', () => ['--no-such-flag'], /flag provided but not defined: -no-such-flag$/, { exitCode: 0 }],
       ['bad renew margin', () => ['--subnet-lease-renew-margin', '0'], /Invalid subnet-lease-renew-margin option, out of acceptable range$/],
