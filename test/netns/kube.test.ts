@@ -15,7 +15,8 @@
 //   node2 .2  weft, kubeconfig + NODE_NAME        pod2 10.244.2.x
 //   node3 .3  weft, in-cluster (service account bind-mounted, POD_NAME/POD_NAMESPACE)
 //   node4 .4  kernel flannel.1 as flanneld sets it up, annotated with kubectl
-//   node5 .5  no podCIDR at first; later started while the API server is down
+//   node5 .5  no podCIDR at first; later started while the API server is down, with the
+//             node-public-ip and public-ip-overwrite annotations and --set-node-network-unavailable=false
 //   node6 .6  a podCIDR outside the Network; then a bad --kube-annotation-prefix
 //   node7 .7  a role without "patch nodes/status" (403)
 import assert from 'node:assert/strict';
@@ -282,9 +283,10 @@ describe('weft with --kube-subnet-mgr against the lab API server', () => {
     }
 
     // 3. The API server down: the nodes forward on; a daemon started now waits, says why, touches nothing.
-    await kl.register(n5); // node IPAM has given node5 its podCIDR by now
+    // node5 by now has its podCIDR, and the operator's two public-IP annotations.
+    await kl.register(n5, { annotations: { [`${P}node-public-ip`]: n5.underlayIp, [`${P}public-ip-overwrite`]: '192.168.77.55' } });
     await kl.api.stop();
-    const late = await kl.daemon(n5);
+    const late = await kl.daemon(n5, { extraArgs: ['--set-node-network-unavailable=false'] });
     others.push(late);
     await until('the late daemon says what fails', 10_000, async () => logged(late, /^get nodes "node5": request to https:\/\/192\.168\.77\.100:6443\/api\/v1\/nodes\/node5 failed, reason: connect ECONNREFUSED 192\.168\.77\.100:6443; retrying$/));
     await until('the others say the watch is lost', 10_000, async () => logged(d1, /^watch of nodes at https:\/\/192\.168\.77\.100:6443 lost; retrying with backoff: watch nodes: /));
@@ -297,6 +299,17 @@ describe('weft with --kube-subnet-mgr against the lab API server', () => {
     await kl.api.restart();
     await late.waitReady(30_000);
     for (const d of [d1, d2]) await waitPeers(d, 'node5 joins', 10_000, (s) => s.includes('10.244.5.0/24'));
+    // node-public-ip stood in for --public-ip; public-ip-overwrite is what the others were told; no condition was set.
+    assert.ok(logged(late, /^using public IP 192\.168\.77\.5 from node annotation flannel\.alpha\.coreos\.com\/node-public-ip$/), late.logs());
+    assert.ok(logged(late, /^Overriding public ip with '192\.168\.77\.55' from node annotation 'flannel\.alpha\.coreos\.com\/public-ip-overwrite'$/), late.logs());
+    assert.equal((await d1.status()).peers.find((p) => p.subnet === '10.244.5.0/24')?.publicIp, '192.168.77.55');
+    const n5node = (await kl.api.node('node5'))!;
+    assert.equal(annotations(n5node)[`${P}public-ip`], '192.168.77.55');
+    assert.deepEqual(
+      conditions(n5node).filter((c) => c.type === 'NetworkUnavailable').map((c) => [c.status, c.reason]),
+      [['True', 'NoRouteCreated']],
+      '--set-node-network-unavailable=false leaves the condition alone',
+    );
 
     // 5. A node deleted: its peer is gone from the others within 5 s; its own daemon stops as flanneld does.
     const t0 = Date.now();
