@@ -304,14 +304,10 @@ export class KubeLeaseSource implements LeaseSource {
     } as unknown as Parameters<CoreV1Api['readNode']>[1];
   }
 
-  private readNode(name = this.node): Promise<V1Node> {
-    return this.api.readNode({ name }, this.call());
-  }
-
   /** Our node, or null if it does not exist (404). */
   private async ourNode(): Promise<V1Node | null> {
     try {
-      return await this.readNode();
+      return await this.api.readNode({ name: this.node }, this.call());
     } catch (err) {
       if (httpCode(err) === 404) return null;
       throw err;

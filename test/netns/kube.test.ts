@@ -4,7 +4,7 @@
 // each node's subnet.env. One lab for the whole file, the cases in order:
 // the cluster up (every pod pair, flannel's annotations and condition as
 // kubectl shows them), the in-cluster config, a kernel flannel.1 node
-// annotated with kubectl, bad input, the watch's faults (dropped, 410,
+// annotated with kubectl, a restart keeping its VtepMAC, bad input, the watch's faults (dropped, 410,
 // restarted, and a daemon started while the API is down), and last the
 // API calls weft made against the manifest's ClusterRole.
 //
@@ -192,6 +192,19 @@ describe('weft with --kube-subnet-mgr against the lab API server', () => {
       const t = await tcpTransfer(a.pod, b.pod, b.podIp, 2 << 20);
       assert.equal(t.receivedSha256, t.sentSha256, `TCP pod${a.index} -> pod${b.index} byte-exact`);
     }
+  });
+
+  it('a restarted daemon takes its VtepMAC back from its backend-data and has nothing to patch', async () => {
+    const before = await weft[1].status();
+    assert.equal(await weft[1].stop(), 0);
+    weft[1] = await kl.daemon(nodes[1]);
+    const after = await weft[1].waitReady(30_000);
+    assert.equal(after.vtepMac, before.vtepMac);
+    assert.equal(after.subnet, before.subnet);
+    assert.ok(logged(weft[1], new RegExp(`^reusing VtepMAC ${before.vtepMac} from our previous lease$`)), weft[1].logs());
+    assert.equal(messages(weft[1]).filter((m) => m.startsWith('annotated node "node2"')).length, 1, 'annotated on the first start only');
+    await waitPeers(weft[0], 'node2 still a peer', 5000, (s) => s.includes('10.244.2.0/24'));
+    assert.equal(ping(nodes[0].pod, nodes[1].podIp, 2).received, 2, 'pod1 -> pod2 after the restart');
   });
 
   it('bad input: each a clear error or warning naming the thing; the node left untouched, or still forwarding', async () => {
