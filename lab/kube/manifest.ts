@@ -48,7 +48,7 @@ export function daemonSetPod(objects = manifestObjects()): { containers: Contain
   return ds.spec.template.spec;
 }
 
-/** The daemon's container (the one whose image is not flannel's CNI plugin and that is no init container). */
+/** The DaemonSet's one container: weft's. */
 export function weftContainer(objects = manifestObjects()): ContainerSpec {
   const [c, ...more] = daemonSetPod(objects).containers;
   if (!c || more.length) throw new Error(`${MANIFEST}: the DaemonSet should run one container`);
