@@ -9,6 +9,7 @@ import type { SubnetEnv } from '../src/subnet/env';
 import { SERVICE_ACCOUNT_DIR } from '../src/defaults';
 import { readSubnetEnv } from '../src/subnet/env';
 import { CLI } from './engine-process';
+import { until } from './wait';
 import type { LabNode } from './topology';
 
 export interface DaemonOptions {
@@ -92,21 +93,19 @@ export class DaemonProcess {
   }
 
   async waitReady(timeoutMs = 20_000): Promise<DaemonStatus> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (this.child.exitCode !== null || this.child.signalCode !== null) {
-        throw new Error(`weft daemon on ${this.opts.node.ns.name} exited (${this.child.exitCode ?? this.child.signalCode}):\n${this.logs()}`);
-      }
-      try {
-        const s = await readStatus(this.socket, 1000);
-        if (s.ready) return s;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) throw new Error(`weft daemon on ${this.opts.node.ns.name} not ready in ${timeoutMs} ms:\n${this.logs()}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const where = this.opts.node.ns.name;
+    return until(`weft daemon on ${where} ready`, timeoutMs, async () => {
+      const s = await readStatus(this.socket, 1000);
+      return s.ready ? s : undefined;
+    }, {
+      fatal: () =>
+        this.child.exitCode !== null || this.child.signalCode !== null
+          ? new Error(`weft daemon on ${where} exited (${this.child.exitCode ?? this.child.signalCode}):\n${this.logs()}`)
+          : undefined,
+      detail: () => this.logs(),
+    });
   }
+
 
   status(): Promise<DaemonStatus> {
     return readStatus(this.socket);

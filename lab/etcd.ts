@@ -10,6 +10,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 
 import type { Netns } from './netns';
+import { until } from './wait';
 
 export interface EtcdOptions {
   /** Run inside this namespace (ip netns exec); listenIp must be one of its addresses. */
@@ -104,15 +105,14 @@ export async function startEtcd(opts: EtcdOptions): Promise<EtcdServer> {
         resolve();
       });
     });
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (exitInfo !== null) throw new Error(`etcd exited during start-up (${exitInfo}); log ${logFile}:\n${tail(logFile)}`);
-      if (await healthy(clientUrl, peerUrl, opts.ns)) return;
-      if (Date.now() > deadline) {
-        await stopChild('SIGKILL');
-        throw new Error(`etcd at ${clientUrl} not healthy after ${timeoutMs} ms; log ${logFile}:\n${tail(logFile)}`);
-      }
-      await delay(100);
+    try {
+      await until(`etcd at ${clientUrl} healthy`, timeoutMs, async () => healthy(clientUrl, peerUrl, opts.ns), {
+        fatal: () => (exitInfo !== null ? new Error(`etcd exited during start-up (${exitInfo}); log ${logFile}:\n${tail(logFile)}`) : undefined),
+        detail: () => `log ${logFile}:\n${tail(logFile)}`,
+      });
+    } catch (err) {
+      if (exitInfo === null) await stopChild('SIGKILL');
+      throw err;
     }
   };
 
@@ -247,6 +247,4 @@ function tail(file: string, lines = 15): string {
   }
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+

@@ -7,6 +7,7 @@ import type { WireFormat } from '../src/native';
 import { randomVtepMac } from '../src/vtep';
 import { EngineProcess } from './engine-process';
 import type { Netns } from './netns';
+import { until } from './wait';
 import { LAB_NETWORK, type Lab, type LabNode } from './topology';
 
 export interface WeftNode {
@@ -93,10 +94,10 @@ export async function tcpTransfer(from: Netns, to: Netns, toIp: string, bytes: n
   serverDone.catch(() => undefined); // awaited below; a failure before that must not go unhandled
   const killer = setTimeout(() => server.kill('SIGKILL'), 60_000);
   try {
-    while (!serverOut.includes('listening')) {
-      if (server.exitCode !== null) throw new Error(`tcp-transfer server failed: ${serverErr}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await until('tcp-transfer server listening', 10_000, async () => serverOut.includes('listening'), {
+      everyMs: 20,
+      fatal: () => (server.exitCode !== null ? new Error(`tcp-transfer server failed: ${serverErr}`) : undefined),
+    });
     const t0 = process.hrtime.bigint();
     const sent = JSON.parse(from.exec(process.execPath, [TRANSFER, 'send', toIp, String(port), String(bytes)], 60_000));
     const received = JSON.parse(await serverDone);

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 
 import { type Cidr4, formatCidr4, formatIp4, parseCidr4 } from '../src/cidr';
 import { type CniResult, labFlannelConflist, NodeCni, podAddress, type PortMapping } from './cni';
-import { Netns, run } from './netns';
+import { deleteNamespaces, Netns } from './netns';
 
 export interface LabNode {
   index: number;
@@ -162,9 +162,6 @@ export class Lab {
     // the leases and saved delegates are files.
     if (this.cniDir) fs.rmSync(this.cniDir, { recursive: true, force: true });
     // A crash between create() and push() can leave a namespace unlisted.
-    for (const line of run('ip', ['netns', 'list']).split('\n')) {
-      const name = line.split(' ')[0];
-      if (name && name.startsWith(`${this.prefix}-`)) run('ip', ['netns', 'del', name]);
-    }
+    deleteNamespaces(`${this.prefix}-`);
   }
 }

@@ -1,5 +1,5 @@
-// One definition of each default weft shares with flanneld (docs/flanneld-parity.md
-// in docs/ lists where each comes from in flannel's source). Per-packet sizes
+// One definition of each default weft shares with flanneld
+// (docs/flanneld-parity.md says where each comes from in flannel's source). Per-packet sizes
 // (encapsulation overheads, headroom) belong to the packet core and come from
 // the addon (addon.encap.overhead), not from here.
 

@@ -13,21 +13,7 @@ namespace {
 
 using Replies = std::vector<std::vector<uint8_t>>;
 
-// The first message of `type` among the replies, parsed, or EPROTO.
-template <class T, class Parse>
-T first_reply(const Replies& replies, uint16_t type, Parse parse, const std::string& call) {
-  for (const auto& m : replies) {
-    nlmsghdr h;
-    if (m.size() < sizeof h) continue;
-    std::memcpy(&h, m.data(), sizeof h);
-    if (h.nlmsg_type != type) continue;
-    std::optional<T> v = parse(m.data(), m.size());
-    if (!v) throw SysError(EPROTO, call + " (malformed reply)");
-    return *v;
-  }
-  throw SysError(EPROTO, call + " (no reply)");
-}
-
+// Every message of `type` among the replies, parsed; EPROTO if one does not parse.
 template <class T, class Parse>
 std::vector<T> all_replies(const Replies& replies, uint16_t type, Parse parse, const std::string& call) {
   std::vector<T> out;
@@ -42,6 +28,14 @@ std::vector<T> all_replies(const Replies& replies, uint16_t type, Parse parse, c
     out.push_back(std::move(*v));
   }
   return out;
+}
+
+// The first message of `type` among the replies, parsed, or EPROTO.
+template <class T, class Parse>
+T first_reply(const Replies& replies, uint16_t type, Parse parse, const std::string& call) {
+  std::vector<T> all = all_replies<T>(replies, type, parse, call);
+  if (all.empty()) throw SysError(EPROTO, call + " (no reply)");
+  return std::move(all.front());
 }
 
 template <class Build>

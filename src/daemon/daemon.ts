@@ -26,6 +26,7 @@ import * as path from 'node:path';
 import { type Backend, BACKENDS, type ExternalLink } from '../backend';
 import { type Cidr4, cidrContains, formatCidr4, formatIp4, parseIp4 } from '../cidr';
 import { loadNetConf, type NetConf } from '../config/netconf';
+import { FLANNEL_ETCD_ENDPOINTS } from '../defaults';
 import { ensureDir } from '../fsutil';
 import { addon } from '../native';
 import type { Logger } from '../log';
@@ -311,7 +312,7 @@ export class Daemon {
     this.log.warn(
       { store: store.description },
       `lease store: the embedded store ${store.path} (no --etcd-endpoints given); flanneld would have used etcd at its default endpoints ` +
-        'http://127.0.0.1:4001,http://127.0.0.1:2379. Only daemons sharing this file see each other.',
+        `${FLANNEL_ETCD_ENDPOINTS}. Only daemons sharing this file see each other.`,
     );
     return new RegistryLeaseSource({ store, config: { fromFile: f.netConfigPath }, ttlSeconds: f.leaseTtl, log: this.log });
   }

@@ -25,6 +25,17 @@
 //
 // Pure: argv and env in, a result out. The caller prints and exits.
 
+import {
+  DEFAULT_ETCD_PREFIX,
+  DEFAULT_KUBE_ANNOTATION_PREFIX,
+  DEFAULT_NET_CONFIG_PATH,
+  DEFAULT_STORE_PATH,
+  DEFAULT_SUBNET_FILE,
+  FLANNEL_ETCD_ENDPOINTS,
+  LEASE_TTL_SECONDS,
+  RENEW_MARGIN_MINUTES,
+} from '../defaults';
+
 export interface DaemonFlags {
   etcdEndpoints: string[] | null; // null: not given -> weft's embedded store (a documented difference)
   etcdPrefix: string;
@@ -83,16 +94,13 @@ interface Spec {
   help: string;
 }
 
-// flanneld's default, shown in the help: weft uses etcd only when it is told to.
-export const FLANNEL_ETCD_DEFAULT = 'http://127.0.0.1:4001,http://127.0.0.1:2379';
-
 const LEASE_TTL = { min: 10, max: 7 * 86400 };
 
 const SPECS: Record<string, Spec> = {
   'etcd-endpoints': {
     key: 'etcdEndpoints',
     kind: 'string',
-    help: `etcd endpoints, comma-separated: http(s)://host[:port], host:port, unix:///path. Not given: weft's embedded store (flanneld would try ${FLANNEL_ETCD_DEFAULT})`,
+    help: `etcd endpoints, comma-separated: http(s)://host[:port], host:port, unix:///path. Not given: weft's embedded store (flanneld would try ${FLANNEL_ETCD_ENDPOINTS})`,
   },
   'etcd-prefix': { key: 'etcdPrefix', kind: 'string', help: 'the etcd key prefix of the network' },
   'etcd-keyfile': { key: 'etcdKeyfile', kind: 'string', help: 'client key file for TLS to etcd' },
@@ -199,7 +207,7 @@ const SPECS: Record<string, Spec> = {
 export function defaultFlags(): DaemonFlags {
   return {
     etcdEndpoints: null,
-    etcdPrefix: '/coreos.com/network',
+    etcdPrefix: DEFAULT_ETCD_PREFIX,
     etcdKeyfile: '',
     etcdCertfile: '',
     etcdCafile: '',
@@ -210,16 +218,16 @@ export function defaultFlags(): DaemonFlags {
     ifaceCanReach: '',
     publicIp: '',
     publicIpv6: '',
-    subnetFile: '/run/flannel/subnet.env',
-    subnetLeaseRenewMargin: 60,
+    subnetFile: DEFAULT_SUBNET_FILE,
+    subnetLeaseRenewMargin: RENEW_MARGIN_MINUTES,
     ipMasq: false,
     ipMasqFullyRandomDisable: false,
     kubeSubnetMgr: false,
     kubeApiUrl: '',
     kubeconfigFile: '',
-    kubeAnnotationPrefix: 'flannel.alpha.coreos.com',
+    kubeAnnotationPrefix: DEFAULT_KUBE_ANNOTATION_PREFIX,
     setNodeNetworkUnavailable: true,
-    netConfigPath: '/etc/kube-flannel/net-conf.json',
+    netConfigPath: DEFAULT_NET_CONFIG_PATH,
     healthzIp: '0.0.0.0',
     healthzPort: 0,
     iptablesResync: 5,
@@ -228,10 +236,10 @@ export function defaultFlags(): DaemonFlags {
     verbosity: 0,
     vmodule: '',
     logBacktraceAt: '',
-    storePath: '/var/lib/weft/leases.db',
+    storePath: DEFAULT_STORE_PATH,
     statusSocket: '',
     statusSocketGroup: '',
-    leaseTtl: 24 * 60 * 60,
+    leaseTtl: LEASE_TTL_SECONDS,
     allowAnySource: false,
     strictSource: false,
   };
