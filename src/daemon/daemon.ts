@@ -204,7 +204,6 @@ export class Daemon {
     try {
       await backend.start(cfg.Network, lease);
       await this.setupRules(cfg, lease);
-      await source.complete(lease);
     } catch (err) {
       throw new StartupError((err as Error).message);
     }
@@ -225,6 +224,12 @@ export class Daemon {
     this.ready = true;
     this.log.info({ peers: this.peers.size }, 'ready');
     this.notifySystemd();
+    // flanneld's CompleteLease comes last (kube: NetworkUnavailable=False).
+    try {
+      await source.complete(lease);
+    } catch (err) {
+      throw new StartupError((err as Error).message);
+    }
     // The packet threads report a fatal error by stopping; a node agent
     // whose data plane is gone must say so and exit, not look healthy.
     this.fatalCheck = setInterval(() => {
@@ -407,7 +412,7 @@ export class Daemon {
         return false;
       }
       this.log.warn({ subnet: s }, `${why}; re-created ${s}`);
-      this.renewSoon(0);
+      if (lease.expiration) this.renewSoon(0);
     } catch (err) {
       // The store is still unsteady: renewal writes the key again shortly.
       this.log.warn({ err: (err as Error).message }, `${why}; cannot re-create ${s} yet, retrying`);
