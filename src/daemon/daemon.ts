@@ -182,7 +182,15 @@ export class Daemon {
       cfg,
       ext,
       backend,
-      policy: { network: cfg.Network, subnetLen: source.subnetsFromConfig ? cfg.SubnetLen : undefined, ownSubnet: { ip: 0, prefixLen: 32 }, ownAddresses: [ext.publicIp, ext.ifaceAddr], backend: cfg.Backend.Type, vni: cfg.Backend.Type === 'vxlan' ? cfg.Backend.VNI : undefined },
+      policy: {
+        network: cfg.Network,
+        // The kube subnet manager takes subnets from podCIDRs, of whatever length the cluster gives.
+        subnetLen: source.subnetsFromConfig ? cfg.SubnetLen : undefined,
+        ownSubnet: { ip: 0, prefixLen: 32 }, // set once the lease is ours
+        ownAddresses: [ext.publicIp, ext.ifaceAddr],
+        backend: cfg.Backend.Type,
+        vni: cfg.Backend.Type === 'vxlan' ? cfg.Backend.VNI : undefined,
+      },
     };
     this.checkStopped();
 
