@@ -10,15 +10,20 @@
     {
       "target_name": "weft",
       "sources": [
+        "native/bench/core_bench.cc",
+        "native/core/checksum.cc",
         "native/core/encap.cc",
         "native/core/engine.cc",
         "native/core/fib.cc",
         "native/core/offload.cc",
         "native/core/netlink.cc",
+        "native/core/rx_path.cc",
         "native/core/sys_error.cc",
         "native/core/tun.cc",
+        "native/core/tx_path.cc",
         "native/core/udp_socket.cc",
         "native/napi/addon.cc",
+        "native/napi/bench_binding.cc",
         "native/napi/engine_binding.cc",
         "native/napi/netlink_binding.cc",
         "native/napi/offload_binding.cc"

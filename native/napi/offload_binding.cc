@@ -1,7 +1,9 @@
 // JS surface of the pure offload functions, for unit tests: segmentation of
-// a super-packet and coalescing of segments, byte for byte.
+// a super-packet (both layouts) and coalescing of segments, byte for byte,
+// and the checksum's implementations.
 #include <cstring>
 
+#include "core/checksum.h"
 #include "core/offload.h"
 #include "napi/bindings.h"
 
@@ -36,7 +38,9 @@ Napi::Object vnet_object(const Napi::Env& env, const VnetHdr& h) {
   return o;
 }
 
-// segment(packet, {gsoType, gsoSize}, lead?) -> {verdict, segments: Buffer[]}
+// segment(packet, {gsoType, gsoSize}, lead?, headersOnly?) -> {verdict, segments: Buffer[], stride}
+// headersOnly: gso_segment_headers, each segment put together from its
+// header block and its payload iovec, as the kernel reads the datagram.
 Napi::Value js_segment(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Uint8Array pkt = bytes(env, info[0], "packet");
@@ -47,14 +51,24 @@ Napi::Value js_segment(const Napi::CallbackInfo& info) {
   h.gso_size = u16(o, "gsoSize");
   size_t lead = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Uint32Value() : 0;
   if (lead > 64) throw Napi::RangeError::New(env, "lead must be 0..64");
+  bool headers_only = info.Length() > 3 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
   std::vector<uint8_t> out(256 * 1024);
-  Segments s = gso_segment(h, pkt.Data(), pkt.ByteLength(), out.data(), out.size(), lead);
+  Segments s = headers_only ? gso_segment_headers(h, pkt.Data(), pkt.ByteLength(), out.data(), out.size(), lead)
+                            : gso_segment(h, pkt.Data(), pkt.ByteLength(), out.data(), out.size(), lead);
   Napi::Object r = Napi::Object::New(env);
   r.Set("verdict", counter_name(s.verdict));
   Napi::Array segs = Napi::Array::New(env, s.count);
   for (unsigned i = 0; i < s.count; i++) {
     size_t len = i + 1 < s.count ? s.seg_len : s.last_len;
-    segs.Set(i, Napi::Buffer<uint8_t>::Copy(env, out.data() + i * s.stride + lead, len));
+    const uint8_t* at = out.data() + i * s.stride + lead;
+    if (!headers_only) {
+      segs.Set(i, Napi::Buffer<uint8_t>::Copy(env, at, len));
+      continue;
+    }
+    iovec p = segment_payload(s, pkt.Data(), i);
+    std::vector<uint8_t> joined(at, at + s.hdr_len);
+    joined.insert(joined.end(), static_cast<uint8_t*>(p.iov_base), static_cast<uint8_t*>(p.iov_base) + p.iov_len);
+    segs.Set(i, Napi::Buffer<uint8_t>::Copy(env, joined.data(), joined.size()));
   }
   r.Set("segments", segs);
   r.Set("stride", static_cast<double>(s.stride));
@@ -113,6 +127,25 @@ Napi::Value js_coalesce(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// checksum(bytes, impl) -> the Internet checksum (the value a checksum field
+// holds) by 'auto' (what the engine uses), 'portable' or 'avx2'; null when
+// this CPU has no such implementation.
+Napi::Value js_checksum(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Uint8Array b = bytes(env, info[0], "bytes");
+  std::string impl = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "auto";
+  uint32_t sum;
+  if (impl == "auto") sum = csum_partial(b.Data(), b.ByteLength());
+  else if (impl == "portable") sum = csum_partial_portable(b.Data(), b.ByteLength(), 0);
+  else if (impl == "avx2") {
+    if (!csum_partial_avx2) return env.Null();
+    sum = csum_partial_avx2(b.Data(), b.ByteLength(), 0);
+  } else {
+    throw Napi::TypeError::New(env, "impl must be 'auto', 'portable' or 'avx2'");
+  }
+  return Napi::Number::New(env, static_cast<uint16_t>(~csum_fold(sum)));
+}
+
 }  // namespace
 
 void register_offload(Napi::Env env, Napi::Object exports) {
@@ -120,6 +153,8 @@ void register_offload(Napi::Env env, Napi::Object exports) {
   o.Set("segment", Napi::Function::New(env, js_segment, "segment"));
   o.Set("completeChecksum", Napi::Function::New(env, js_complete_checksum, "completeChecksum"));
   o.Set("coalesce", Napi::Function::New(env, js_coalesce, "coalesce"));
+  o.Set("checksum", Napi::Function::New(env, js_checksum, "checksum"));
+  o.Set("checksumImpl", csum_impl() == CsumImpl::avx2 ? "avx2" : "portable");
   o.Set("GSO_TCPV4", kGsoTcpV4);
   o.Set("GSO_UDP_L4", kGsoUdpL4);
   exports.Set("offload", o);
