@@ -42,13 +42,14 @@ export interface RowSpec {
 
 /**
  * The engine as issue 10 left it: two threads, 64 slots of 64 KiB, payloads
- * copied into a segment buffer and one sendmmsg per super-packet, no busy
- * polling. The options rows turn back one of these at a time.
+ * copied into a segment buffer and one sendmmsg per super-packet, one
+ * datagram per plain packet, the kernel's TUN queue. The options rows turn
+ * back one of these at a time (and try busy polling, which is off).
  */
-export const ISSUE10_ENGINE = ['--threads', '2', '--batch-bytes', '0', '--no-zero-copy', '--busy-poll-us', '0'];
+export const ISSUE10_ENGINE = ['--threads', '2', '--batch-bytes', '0', '--no-zero-copy', '--no-send-runs', '--tun-queue', '0'];
 
 const KERNEL: RowSpec = { name: 'kernel vxlan', kind: 'kernel', mtu: 1450, overlayDev: 'flannel.1', what: 'Linux vxlan flannel.1 on both nodes, set up as flanneld does' };
-const WEFT_VXLAN: RowSpec = { name: 'weft vxlan', kind: 'engine', backend: 'vxlan', args: [], mtu: 1450, overlayDev: 'flannel.1', what: '`weft engine --backend vxlan`, default options' };
+const WEFT_VXLAN: RowSpec = { name: 'weft vxlan', kind: 'engine', backend: 'vxlan', args: [], mtu: 1450, overlayDev: 'flannel.1', what: '`weft engine --backend vxlan`, default options (on 2 CPUs: one thread)' };
 
 /** The main table: every data plane, in one run. */
 export const NETNS_ROWS: RowSpec[] = [
@@ -60,7 +61,7 @@ export const NETNS_ROWS: RowSpec[] = [
     name: 'flannel-udp-like',
     kind: 'engine',
     backend: 'udp',
-    args: ['--batch', '1', '--no-offload', '--threads', '1', '--busy-poll-us', '0'],
+    args: ['--batch', '1', '--no-offload', '--threads', '1', '--tun-queue', '0'],
     mtu: 1472,
     overlayDev: 'flannel0',
     what: "weft udp in flannel's udp proxy's shape: one thread, one packet per syscall, no offloads",
@@ -80,11 +81,13 @@ export const NETNS_ROWS: RowSpec[] = [
 export const OPTION_ROWS: RowSpec[] = [
   KERNEL,
   WEFT_VXLAN,
-  { ...WEFT_VXLAN, name: 'weft vxlan, 2 threads', args: ['--threads', '2'], what: 'a tx and an rx thread instead of one loop' },
+  { ...WEFT_VXLAN, name: 'weft vxlan, 2 threads', args: ['--threads', '2'], what: 'a tx and an rx thread (the default on 2 CPUs is one loop)' },
   { ...WEFT_VXLAN, name: 'weft vxlan, no byte cap', args: ['--batch-bytes', '0'], what: 'batches of 64 packets however large (up to 4 MiB)' },
   { ...WEFT_VXLAN, name: 'weft vxlan, copied segments', args: ['--no-zero-copy'], what: 'payloads copied into a segment buffer, one sendmmsg per super-packet' },
-  { ...WEFT_VXLAN, name: 'weft vxlan, no busy poll', args: ['--busy-poll-us', '0'], what: 'sleeps in poll() as soon as a drain finds nothing' },
-  { ...WEFT_VXLAN, name: 'weft vxlan, issue-10 engine', args: ISSUE10_ENGINE, what: 'all four turned back: the engine as issue 10 left it (but the checksum)' },
+  { ...WEFT_VXLAN, name: 'weft vxlan, no send runs', args: ['--no-send-runs'], what: 'one datagram per plain packet, however many go to one peer' },
+  { ...WEFT_VXLAN, name: 'weft vxlan, TUN queue 500', args: ['--tun-queue', '0'], what: "the kernel's TUN transmit queue (500 packets) instead of 1,000" },
+  { ...WEFT_VXLAN, name: 'weft vxlan, busy poll 100 µs', args: ['--busy-poll-us', '100'], what: 'keeps polling 100 µs after the last packet before it sleeps (off by default)' },
+  { ...WEFT_VXLAN, name: 'weft vxlan, issue-10 engine', args: ISSUE10_ENGINE, what: 'all of them turned back: the engine as issue 10 left it (but the checksum)' },
 ];
 
 const MACS = ['02:77:00:00:00:01', '02:77:00:00:00:02'];

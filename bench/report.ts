@@ -5,6 +5,7 @@
 import { COLUMNS, type ColumnKey } from './columns';
 import type { ControlResult } from './control';
 import { type NetnsResult, pairedRatios, REFERENCE_ROW } from './netns';
+import type { ProfileResult } from './profile';
 import type { Summary } from './stats';
 import { textTable } from './table';
 
@@ -71,6 +72,27 @@ export function controlTables(c: ControlResult): Table[] {
     });
   }
   return tables;
+}
+
+/** The profile phase: s/GB per path per configuration, and each path's heaviest functions in the last turn of each. */
+export function profileTables(p: ProfileResult): Table[] {
+  const configs = Object.keys(p.summary);
+  const sum: Table = {
+    head: ['engine CPU s/GB', ...configs, 'now ÷ before'],
+    rows: (['tx', 'rx', 'other'] as const).map((k) => {
+      const v = configs.map((c) => p.summary[c][k]);
+      return [k, ...v.map((x) => x.toFixed(3)), v.length === 2 && v[0] > 0 ? `${(v[1] / v[0]).toFixed(2)}×` : '-'];
+    }),
+  };
+  const top: Table = { head: ['config', 'path', 'heaviest leaf functions (share of the path)'], rows: [] };
+  for (const c of configs) {
+    const last = [...p.turns].reverse().find((t) => t.config === c);
+    if (!last) continue;
+    for (const k of ['tx', 'rx'] as const) {
+      top.rows.push([c, k, last.paths[k].top.slice(0, 6).map((f) => `${f.fn} ${(f.share * 100).toFixed(0)}%`).join(', ')]);
+    }
+  }
+  return [sum, top];
 }
 
 export function text(t: Table): string {

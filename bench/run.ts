@@ -18,12 +18,13 @@ import { NETNS_ROWS, OPTION_ROWS, type RowSpec } from './dataplanes';
 import { formatMicroTable, markdownMicro, type MicroResult, runMicro } from './micro';
 import { DEFAULT_NETNS_OPTIONS, NETNS_PREFIX, type NetnsResult, runNetns } from './netns';
 import { killTracked } from './procs';
-import { controlTables, dropsText, evaluateTargets, markdown, ratioTable, type Table, targetsText, text, valuesTable } from './report';
+import { type ProfileResult, runProfile } from './profile';
+import { controlTables, dropsText, evaluateTargets, markdown, profileTables, ratioTable, type Table, targetsText, text, valuesTable } from './report';
 import { pairedMedians, ratioChartSvg } from './svg';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const RESULTS = path.join(ROOT, 'bench', 'results');
-const PHASES = ['micro', 'netns', 'options', 'control'] as const;
+const PHASES = ['micro', 'netns', 'options', 'profile', 'control'] as const;
 type Phase = (typeof PHASES)[number];
 
 const HELP = `usage: npm run bench -- [options]
@@ -31,9 +32,10 @@ const HELP = `usage: npm run bench -- [options]
   Runs, in order: micro (the packet core's microbenchmarks), netns (every
   data plane between two lab nodes, each repetition paired with the kernel's
   vxlan), options (weft vxlan with one speed option turned back at a time),
-  control (peer-table pushes, daemon start-up on etcd at 5,000 and 20,000
-  leases, lease -> FIB). Needs root for all but micro. Writes
-  bench/results/<timestamp>.json and .svg.
+  profile (perf: engine CPU per GB on the tx and rx paths, issue 10's engine
+  against today's), control (peer-table pushes, daemon start-up on etcd at
+  5,000 and 20,000 leases, lease -> FIB). Needs root for all but micro.
+  Writes bench/results/<timestamp>.json and .svg.
 
   --only PHASE[,PHASE]  run only these phases (${PHASES.join(', ')})
   --reps N              repetitions per row in netns and options (default ${DEFAULT_NETNS_OPTIONS.reps}, 1..20)
@@ -144,6 +146,20 @@ async function main(): Promise<void> {
   };
   const netns = await netnsPhase('netns', pickRows(NETNS_ROWS, rowNames), true);
   const options = await netnsPhase('options', pickRows(OPTION_ROWS, rowNames), false);
+  let profile: ProfileResult | null = null;
+  if (phases.includes('profile')) {
+    if (!root) {
+      console.log('profile: skipped (needs root)\n');
+    } else {
+      console.log('profile (perf record on both engines over a TCP stream; issue-10 engine and today\'s, alternating):');
+      try {
+        profile = await runProfile({ log });
+      } finally {
+        killTracked();
+      }
+      console.log(profile.skipped ? `  skipped: ${profile.skipped}\n` : `  (${profile.seconds.toFixed(0)} s)\n`);
+    }
+  }
   let control: ControlResult | null = null;
   if (phases.includes('control')) {
     if (!root) {
@@ -175,6 +191,11 @@ async function main(): Promise<void> {
       console.log(`=== where the UDP searches lost packets (kernel drop counters, all probes of a row) ===\n${dropsText(r)}\n`);
     }
   }
+  if (profile && !profile.skipped) {
+    const [sum, top] = profileTables(profile);
+    Object.assign(tables, { 'profile.summary': sum, 'profile.top': top });
+    console.log(`=== profile: engine CPU seconds per GB moved, by path (mean of the turns) ===\n${text(sum)}\n\n${text(top)}\n`);
+  }
   if (control) {
     const [engine, daemon, l2f] = controlTables(control);
     Object.assign(tables, { 'control.engine': engine, 'control.daemon': daemon, ...(l2f ? { 'control.leaseToFib': l2f } : {}) });
@@ -196,6 +217,7 @@ async function main(): Promise<void> {
     micro,
     netns,
     options,
+    profile,
     control,
     targets,
     loadAvgAtEnd: os.loadavg().map((x) => Number(x.toFixed(2))),

@@ -51,10 +51,10 @@ const HELP: Record<string, string> = {
   engine: `usage: weft engine --backend udp|vxlan --iface NAME --network CIDR --subnet CIDR
                    [--bind-ip IP] [--port N] [--vni N] [--vtep-mac MAC] [--mtu N]
                    [--batch N] [--no-offload] [--allow-any-source] [--strict-source]
-                   [--batch-bytes N] [--no-zero-copy] [--no-send-runs] [--threads 1|2]
-                   [--busy-poll-us N]
+                   [--batch-bytes N] [--no-zero-copy] [--no-send-runs] [--threads 0|1|2]
+                   [--busy-poll-us N] [--tun-queue N]
   Runs the data plane alone: TUN, address, Network route, threads. --mtu is
-  the underlay MTU (default: the interface's). The last five are the speed
+  the underlay MTU (default: the interface's). The last six are the speed
   options (native/core/engine.h), there so a bench can turn each one back. Reads JSON commands on stdin,
   one per line, and answers each with one JSON line on stdout:
     {"op":"setPeers","peers":[{"subnet":"10.244.2.0/24","publicIp":"192.168.0.2","vtepMac":"..."}]}

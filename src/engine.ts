@@ -49,8 +49,10 @@ export interface EngineOptions {
   /** The speed options (NativeEngineOptions): the defaults are the fast ones; the bench turns them back. */
   batchBytes?: number;
   zeroCopy?: boolean;
-  threads?: 1 | 2;
+  sendRuns?: boolean;
+  threads?: 0 | 1 | 2;
   busyPollUs?: number;
+  tunQueue?: number;
 }
 
 export class EngineError extends Error {
@@ -118,8 +120,10 @@ export class Engine {
         strictSource: o.strictSource,
         batchBytes: o.batchBytes,
         zeroCopy: o.zeroCopy,
+        sendRuns: o.sendRuns,
         threads: o.threads,
         busyPollUs: o.busyPollUs,
+        tunQueue: o.tunQueue,
       });
     } catch (err) {
       const code = errCode(err);

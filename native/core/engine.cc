@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,14 +28,23 @@ uint64_t now_ns() {
 
 }  // namespace
 
+namespace {
+unsigned auto_threads() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 2;
+  return CPU_COUNT(&set) <= 2 ? 1 : 2;
+}
+}  // namespace
+
 Engine::Engine(const EngineConfig& cfg)
     : cfg_(cfg),
-      tun_(TunOptions{cfg.tun_name, false, cfg.offload}),
+      tun_(TunOptions{cfg.tun_name, cfg.offload, cfg.tun_queue}),
       sock_(cfg.local_ip, cfg.port, cfg.socket_buffer),
       wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   if (!wake_) throw SysError(errno, "eventfd");
   if (cfg_.batch == 0 || cfg_.batch > 1024) throw SysError(EINVAL, "engine batch must be 1..1024");
-  if (cfg_.threads != 1 && cfg_.threads != 2) throw SysError(EINVAL, "engine threads must be 1 or 2");
+  if (cfg_.threads > 2) throw SysError(EINVAL, "engine threads must be 0 (auto), 1 or 2");
+  if (cfg_.threads == 0) cfg_.threads = auto_threads();
   if (cfg_.batch_bytes != 0 && (cfg_.batch_bytes < 4096 || cfg_.batch_bytes > (64u << 20))) {
     throw SysError(EINVAL, "engine batch bytes must be 0 (no cap) or 4 KiB..64 MiB");
   }
@@ -133,6 +143,9 @@ bool Engine::busy_poll(const int* fds, int count, uint64_t last_work_ns) {
   while (now_ns() < until) {
     int r = ::poll(p, static_cast<nfds_t>(count + 1), 0);
     if (r > 0) return !p[count].revents;
+    // Whatever else is runnable here (the pod that is about to answer, the
+    // other engine) goes first: spinning must never delay the reply it waits for.
+    sched_yield();
   }
   return false;
 }

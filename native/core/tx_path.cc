@@ -113,9 +113,32 @@ void TxPath::handle(uint8_t* slot, size_t len) {
     counters_.add(v, len);
     return;
   }
+  queue_plain(peer, slot + off, olen, len);
+}
+
+void TxPath::queue_plain(const Peer& peer, uint8_t* data, size_t len, size_t inner_len) {
+  if (cfg_.send_runs && !out_.empty() && room(0, 1)) {
+    OutMsg& m = out_.back();
+    // Every datagram of a UDP_SEGMENT run is the run's size but the last,
+    // which may be shorter (and then ends it).
+    const size_t unit = m.seg ? m.seg : m.wire;
+    if (m.open && m.dst.sin_addr.s_addr == peer.addr.sin_addr.s_addr && m.dst.sin_port == peer.addr.sin_port &&
+        len <= unit && m.packets < kMaxSegments && m.wire + len <= kMaxUdpPayload) {
+      iov_.push_back({data, len});
+      m.iov_count++;
+      m.packets++;
+      m.bytes += inner_len;
+      m.wire += len;
+      m.seg = static_cast<uint16_t>(unit);
+      m.open = len == unit;
+      return;
+    }
+  }
   if (!room(1, 1)) flush();
-  iov_.push_back({slot + off, olen});
-  queue(peer, iov_.size() - 1, 1, 1, len, 0);
+  iov_.push_back({data, len});
+  queue(peer, iov_.size() - 1, 1, 1, inner_len, 0);
+  out_.back().open = true;
+  out_.back().wire = len;
 }
 
 void TxPath::handle_gso(const VnetHdr& vh, uint8_t* inner, size_t len) {
@@ -191,6 +214,7 @@ void TxPath::queue_run(const Segments& sg, uint8_t* blocks, const uint8_t* paylo
       iov_.push_back({blocks + k * sg.stride, (m - 1) * sg.stride + lead_ + tail});
     }
     queue(peer, first, iov_.size() - first, m, (m - 1) * sg.seg_len + tail, m > 1 ? static_cast<uint16_t>(wire) : 0);
+    out_.back().wire = (m - 1) * wire + lead_ + tail;
   }
 }
 
@@ -199,7 +223,7 @@ bool TxPath::room(size_t msgs, size_t iovs) const {
 }
 
 void TxPath::queue(const Peer& peer, size_t iov_first, size_t iov_count, unsigned packets, size_t bytes, uint16_t seg) {
-  out_.push_back(OutMsg{peer.addr, iov_first, iov_count, packets, bytes, seg});
+  out_.push_back(OutMsg{peer.addr, iov_first, iov_count, packets, bytes, 0, seg, false});
 }
 
 void TxPath::flush() {

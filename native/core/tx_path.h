@@ -9,7 +9,11 @@
 // datagrams, a run as one UDP_SEGMENT message (resent one by one if the
 // kernel refuses it). Then the next packet, while it is still in cache,
 // until the TUN is empty, `batch` packets were read or `batch_bytes` are
-// held; then everything goes out in one sendmmsg.
+// held; then everything goes out in one sendmmsg. Plain packets to one
+// peer that encapsulate to the same size (a UDP flow, a run of TCP ACKs)
+// go out as one UDP_SEGMENT message too (send_runs): the kernel then takes
+// them through its stack once, and a receiver with UDP_GRO (weft) gets
+// them in one piece; a kernel vxlan peer gets them one by one, as always.
 #pragma once
 
 #include <sys/socket.h>
@@ -52,7 +56,9 @@ class TxPath {
     size_t iov_first, iov_count;
     unsigned packets;  // inner packets it carries
     size_t bytes;      // their inner bytes
+    size_t wire;       // its UDP payload bytes
     uint16_t seg;      // UDP_SEGMENT size, 0 for a plain datagram
+    bool open;         // plain datagrams that one more of the same size may join
   };
 
   void handle(uint8_t* slot, size_t len);
@@ -61,6 +67,9 @@ class TxPath {
   void queue_run(const Segments& sg, uint8_t* blocks, const uint8_t* payload_src, const Peer& peer);
   bool room(size_t msgs, size_t iovs) const;
   void queue(const Peer& peer, size_t iov_first, size_t iov_count, unsigned packets, size_t bytes, uint16_t seg);
+  // One encapsulated packet; with send_runs it joins the message before it
+  // when the kernel can send both as one UDP_SEGMENT run.
+  void queue_plain(const Peer& peer, uint8_t* data, size_t len, size_t inner_len);
   void flush();
   void send_one_by_one(const OutMsg& m);
 

@@ -145,8 +145,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     cfg.inner.strict_source = bool_arg(o, "strictSource", cfg.inner.strict_source);
     cfg.batch_bytes = uint_arg(o, "batchBytes", static_cast<uint32_t>(cfg.batch_bytes), 64u << 20);
     cfg.zero_copy = bool_arg(o, "zeroCopy", cfg.zero_copy);
+    cfg.send_runs = bool_arg(o, "sendRuns", cfg.send_runs);
     cfg.threads = uint_arg(o, "threads", cfg.threads, 2);
     cfg.busy_poll_us = uint_arg(o, "busyPollUs", cfg.busy_poll_us, 10000);
+    cfg.tun_queue = uint_arg(o, "tunQueue", cfg.tun_queue, 100000);
     try {
       engine_ = std::make_unique<Engine>(cfg);
     } catch (const SysError& e) {

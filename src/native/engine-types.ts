@@ -27,13 +27,17 @@ export interface NativeEngineOptions {
    * ones, the bench turns each back to show what it buys.
    * batchBytes: a drain holds at most this many bytes (0: no cap).
    * zeroCopy: segments sent as header + iovec into the TUN buffer.
-   * threads: 1 serves both directions from one loop, 2 is a thread each.
+   * sendRuns: same-size datagrams to one peer sent as one UDP_SEGMENT message.
+   * threads: 1 serves both directions from one loop, 2 is a thread each, 0 picks by CPUs.
    * busyPollUs: keep polling this long after the last packet before sleeping.
+   * tunQueue: the TUN's transmit queue in packets (0: the kernel's 500).
    */
   batchBytes?: number;
   zeroCopy?: boolean;
-  threads?: 1 | 2;
+  sendRuns?: boolean;
+  threads?: 0 | 1 | 2;
   busyPollUs?: number;
+  tunQueue?: number;
 }
 
 /**
