@@ -11,7 +11,7 @@
 // thread. Batching both sides and the kernel's offloads (TUN TSO/USO via
 // IFF_VNET_HDR, UDP_SEGMENT, UDP_GRO) move ~64 KB per syscall instead. The
 // rest is about the copies and the wake-ups a TUN data plane adds to what
-// the kernel's vxlan does (issue 11, measured in bench/README.md): segments
+// the kernel's vxlan does (measured in bench/README.md): segments
 // are sent from where the TUN read put them, batches are capped in bytes so
 // they stay in L2, and on a machine with few CPUs one thread serving both
 // directions saves every TCP ACK a cross-thread wake-up. Each of these is an
