@@ -31,17 +31,20 @@ function udpErrors(ns: Netns): { rcvbuf: number; inErrors: number } {
   return { rcvbuf: get('RcvbufErrors'), inErrors: get('InErrors') };
 }
 
-export function dropSnapshot(lab: Lab, overlayDev: string): DropCounters {
+/** overlayDev null: a row with no overlay device (routes only); its hops are not read. */
+export function dropSnapshot(lab: Lab, overlayDev: string | null): DropCounters {
   const [n1, n2] = lab.nodes;
-  const d1 = linkDrops(n1.ns, overlayDev);
-  const d2 = linkDrops(n2.ns, overlayDev);
-  return {
-    'node1 overlay dev tx dropped': d1.tx,
-    'node2 underlay UDP RcvbufErrors': udpErrors(n2.ns).rcvbuf,
-    'node2 overlay dev rx dropped': d2.rx,
-    'node2 overlay dev tx dropped': d2.tx,
-    'pod2 UDP RcvbufErrors': udpErrors(n2.pod).rcvbuf,
-  };
+  const out: DropCounters = {};
+  if (overlayDev) {
+    const d1 = linkDrops(n1.ns, overlayDev);
+    const d2 = linkDrops(n2.ns, overlayDev);
+    out['node1 overlay dev tx dropped'] = d1.tx;
+    out['node2 overlay dev rx dropped'] = d2.rx;
+    out['node2 overlay dev tx dropped'] = d2.tx;
+    out['node2 underlay UDP RcvbufErrors'] = udpErrors(n2.ns).rcvbuf;
+  }
+  out['pod2 UDP RcvbufErrors'] = udpErrors(n2.pod).rcvbuf;
+  return out;
 }
 
 export function dropDelta(before: DropCounters, after: DropCounters): DropCounters {

@@ -1,7 +1,7 @@
 // iperf3 for the bench: one server per data-plane row (restarted if a test
 // leaves it broken), TCP runs and UDP probes at a fixed offered rate.
-// src/lab/iperf.ts starts a server per test and knows only TCP; the bench
-// runs ~150 tests and needs the UDP fields, so it has its own.
+// lab/iperf.ts starts a server per test and knows only TCP; the bench
+// runs hundreds of tests and needs the UDP fields, so it has its own.
 import type { ChildProcess } from 'node:child_process';
 
 import type { Netns } from '../lab/netns';
@@ -84,6 +84,8 @@ export interface IperfJson {
 
 export interface TcpResult {
   gbps: number;
+  /** What the receiver got. */
+  bytes: number;
   retransmits: number;
   seconds: number;
 }
@@ -93,6 +95,7 @@ export async function tcpRun(server: IperfServer, from: Netns, seconds: number, 
   const j = await server.client(from, args, seconds);
   return {
     gbps: j.end.sum_received.bits_per_second / 1e9,
+    bytes: j.end.sum_received.bytes,
     retransmits: j.end.sum_sent.retransmits ?? 0,
     seconds: j.end.sum_received.seconds,
   };

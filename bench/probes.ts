@@ -1,8 +1,4 @@
-// The non-iperf measurements: ping round trips, and a process's CPU time
-// and peak RSS from /proc.
-import { execFileSync } from 'node:child_process';
-import * as fs from 'node:fs';
-
+// Ping round trips, per reply, with nearest-rank percentiles.
 import type { Netns } from '../lab/netns';
 import { execIn } from './procs';
 
@@ -35,23 +31,3 @@ export async function pingRtt(from: Netns, to: string, count: number, intervalS:
   };
 }
 
-let clkTck = 0;
-function ticksPerSecond(): number {
-  if (!clkTck) clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  return clkTck;
-}
-
-/** utime + stime of the whole process (all threads), in seconds. */
-export function cpuSeconds(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Field 2 (comm) may contain spaces; the rest follows the last ')'.
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // rest[0] is field 3 (state): utime is field 14, stime field 15.
-  return (Number(rest[11]) + Number(rest[12])) / ticksPerSecond();
-}
-
-/** VmHWM (peak resident set) in MiB. */
-export function peakRssMiB(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}

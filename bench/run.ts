@@ -1,8 +1,8 @@
-// `npm run bench`: the microbenchmarks, then the netns end-to-end rows,
-// then one table, the ratios, the issue's targets, and the results as
-// bench/results/<timestamp>.json and .svg. See bench/README.md.
-//
-//   node dist/bench/run.js [--reps N] [--only micro|netns] [--kernel-csum-off]
+// `npm run bench`: the microbenchmarks, the netns rows (every data plane,
+// paired with the kernel's vxlan in each repetition), the speed options
+// one at a time, and the control plane at cluster scale; then the tables,
+// issue 11's targets, and the results as bench/results/<timestamp>.json and
+// .svg. See bench/README.md, and --help.
 //
 // Everything it starts is tracked and removed on every way out: normal
 // end, exception, SIGINT/SIGTERM.
@@ -13,52 +13,83 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { deleteNamespaces } from '../lab/netns';
+import { CONTROL_PREFIX, type ControlResult, DEFAULT_CONTROL_OPTIONS, runControl } from './control';
+import { NETNS_ROWS, OPTION_ROWS, type RowSpec } from './dataplanes';
 import { formatMicroTable, markdownMicro, type MicroResult, runMicro } from './micro';
 import { DEFAULT_NETNS_OPTIONS, NETNS_PREFIX, type NetnsResult, runNetns } from './netns';
 import { killTracked } from './procs';
-import { dropsText, evaluateTargets, markdownTables, netnsTable, ratioTable, ratiosAgainst, targetsText } from './report';
-import { ratioChartSvg } from './svg';
+import { type ProfileResult, runProfile } from './profile';
+import { controlTables, dropsText, evaluateTargets, markdown, profileTables, ratioTable, type Table, targetsText, text, valuesTable } from './report';
+import { pairedMedians, ratioChartSvg } from './svg';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const RESULTS = path.join(ROOT, 'bench', 'results');
+const PHASES = ['micro', 'netns', 'options', 'profile', 'control'] as const;
+type Phase = (typeof PHASES)[number];
 
-/** Idempotent: runs after the netns phase, on signals and at exit. */
+const HELP = `usage: npm run bench -- [options]
+
+  Runs, in order: micro (the packet core's microbenchmarks), netns (every
+  data plane between two lab nodes, each repetition paired with the kernel's
+  vxlan), options (weft vxlan with one speed option turned back at a time),
+  profile (perf: engine CPU per GB on the tx and rx paths, issue 10's engine
+  against today's), control (peer-table pushes, daemon start-up on etcd at
+  5,000 and 20,000 leases, lease -> FIB). Needs root for all but micro.
+  Writes bench/results/<timestamp>.json and .svg.
+
+  --only PHASE[,PHASE]  run only these phases (${PHASES.join(', ')})
+  --reps N              repetitions per row in netns and options (default ${DEFAULT_NETNS_OPTIONS.reps}, 1..20)
+  --rows NAME[,NAME]    only these rows of netns/options (the kernel row is always kept)
+  --kernel-csum-off     kernel row with flannel's checksum workaround (see bench/README.md)
+  --help                this text
+
+  Rows: ${[...NETNS_ROWS, ...OPTION_ROWS.slice(2)].map((r) => r.name).join(', ')}`;
+
+let cleaned = false;
 function cleanup(): void {
+  if (cleaned) return;
+  cleaned = true;
   killTracked();
-  try {
-    deleteNamespaces(NETNS_PREFIX);
-  } catch {
-    // `ip` itself failed: nothing more we can do from here
+  for (const p of [NETNS_PREFIX, CONTROL_PREFIX]) {
+    try {
+      deleteNamespaces(p);
+    } catch {
+      // not root, or nothing to delete
+    }
   }
 }
 
 function onSignal(sig: NodeJS.Signals): void {
-  process.stderr.write(`\nbench: ${sig}, removing namespaces ${NETNS_PREFIX}* and stopping what it started\n`);
+  console.error(`\nbench: ${sig}, cleaning up`);
   cleanup();
   process.exit(130);
 }
 
 function sh(cmd: string, args: string[]): string {
   try {
-    return execFileSync(cmd, args, { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   } catch {
-    return '';
+    return 'unknown';
   }
 }
 
 function machine() {
   return {
-    nproc: Number(sh('nproc', [])) || os.cpus().length,
-    cpu: os.cpus()[0]?.model ?? '',
+    nproc: os.cpus().length,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
     kernel: os.release(),
     node: process.version,
-    iperf3: sh('iperf3', ['--version']).split('\n')[0],
-    memTotalMiB: Math.round(os.totalmem() / 2 ** 20),
+    iperf: sh('iperf3', ['--version']).split('\n')[0],
     gitCommit: sh('git', ['-C', ROOT, 'rev-parse', 'HEAD']),
     gitDirty: sh('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no']) !== '',
     // Other work on the machine skews a 2-core run: say how busy it was.
     loadAvgAtStart: os.loadavg().map((x) => Number(x.toFixed(2))),
   };
+}
+
+function pickRows(all: RowSpec[], names: string[] | null): RowSpec[] {
+  if (!names) return all;
+  return all.filter((r, i) => i === 0 || names.includes(r.name));
 }
 
 async function main(): Promise<void> {
@@ -67,13 +98,19 @@ async function main(): Promise<void> {
     options: {
       reps: { type: 'string' },
       only: { type: 'string' },
+      rows: { type: 'string' },
       'kernel-csum-off': { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
     },
   });
+  if (values.help) return void console.log(HELP);
   const reps = values.reps ? Number(values.reps) : DEFAULT_NETNS_OPTIONS.reps;
-  if (!Number.isInteger(reps) || reps < 1 || reps > 10) throw new Error('--reps must be 1..10');
-  const only = values.only;
-  if (only && only !== 'micro' && only !== 'netns') throw new Error('--only must be micro or netns');
+  if (!Number.isInteger(reps) || reps < 1 || reps > 20) throw new Error('--reps must be 1..20');
+  const phases = (values.only ? values.only.split(',') : [...PHASES]) as Phase[];
+  for (const p of phases) if (!PHASES.includes(p)) throw new Error(`--only: unknown phase "${p}" (phases: ${PHASES.join(', ')})`);
+  const rowNames = values.rows ? values.rows.split(',').map((s) => s.trim()) : null;
+  const known = new Set([...NETNS_ROWS, ...OPTION_ROWS].map((r) => r.name));
+  for (const n of rowNames ?? []) if (!known.has(n)) throw new Error(`--rows: unknown row "${n}"`);
 
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -82,83 +119,117 @@ async function main(): Promise<void> {
   const started = new Date();
   const info = machine();
   console.log(`weft bench — ${started.toISOString()} — ${info.nproc} CPUs (${info.cpu}), Linux ${info.kernel}, node ${info.node}`);
-  console.log(`load average at start: ${info.loadAvgAtStart.join(' ')} (anything well above 0 means other work shares the 2 cores)\n`);
+  console.log(`load average at start: ${info.loadAvgAtStart.join(' ')} (anything well above 0 means other work shares the ${info.nproc} CPUs)\n`);
+  const root = process.getuid?.() === 0;
+  const log = (l: string) => console.log(l);
 
   let micro: MicroResult[] | null = null;
-  let microSeconds = 0;
-  if (only !== 'netns') {
-    console.log('microbenchmarks (benchmark.js; native loop, one core, batch of 64):');
-    const tm = Date.now();
-    micro = await runMicro({ log: (l) => console.log(l) });
-    microSeconds = (Date.now() - tm) / 1000;
-    console.log(`  (${microSeconds.toFixed(1)} s)\n`);
-  }
-
-  let netns: NetnsResult | null = null;
-  if (only !== 'micro') {
-    if (process.getuid?.() !== 0) {
-      console.log('netns end-to-end: skipped (needs root for network namespaces)\n');
-    } else {
-      console.log(`netns end-to-end (${reps} repetitions per row; * = sender-bound, the path took all the sender could offer):`);
-      try {
-        netns = await runNetns({ ...DEFAULT_NETNS_OPTIONS, reps, kernelChecksumWorkaround: values['kernel-csum-off'], log: (l) => console.log(l) });
-      } finally {
-        cleanup();
-      }
-      console.log(`  (${netns.seconds.toFixed(1)} s)\n`);
-    }
-  }
-
-  const vsKernel = netns ? ratiosAgainst(netns, 'kernel vxlan') : {};
-  const vsBaseline = netns ? ratiosAgainst(netns, 'weft baseline') : {};
-  const targets = evaluateTargets(micro, netns);
-
-  console.log('=== microbenchmarks (per core) ===');
-  console.log(micro ? formatMicroTable(micro) : '  (not run)');
-  console.log('\n=== netns end-to-end: median (min–max) ===');
-  if (netns) {
-    console.log(netnsTable(netns));
-    for (const r of netns.rows) for (const e of r.errors) console.log(`  ${r.row} ${e}: FAILED`);
-    if (netns.addonBuilds.length > 1) {
-      console.log(`  WARNING: the addon was rebuilt during the run (${netns.addonBuilds.join(', ')}): rows compare different builds`);
-    }
-    console.log(`  baseline = weft vxlan with ${netns.baselineFlags.join(' ')}${netns.offloadSwitch ? '' : ' (this engine has no --no-offload switch)'}`);
-    console.log(`  kernel vxlan: flannel.1 on both nodes, tx-checksum-ip-generic ${netns.options.kernelChecksumWorkaround ? 'off (workaround applied)' : 'on (flannel default)'}`);
-    console.log('  CPU = both engine processes over the TCP 1 run (sender + receiver), % of one core; RSS = the larger VmHWM');
-    console.log('\n=== ratios (median ÷ median; RTT, CPU, RSS: lower is better) ===');
-    console.log(ratioTable(netns, vsKernel, 'kernel vxlan'));
+  if (phases.includes('micro')) {
+    console.log('micro (benchmark.js; native loop, one core):');
+    micro = await runMicro({ log });
     console.log('');
-    console.log(ratioTable(netns, vsBaseline, 'weft baseline'));
-    console.log('\n=== where the UDP searches lost packets (kernel drop counters, all probes of a row) ===');
-    console.log(dropsText(netns));
-  } else {
-    console.log('  (not run)');
   }
-  console.log('\n=== targets (issue 4) ===');
-  console.log(targetsText(targets));
+  const netnsPhase = async (name: Phase, rows: RowSpec[], udp: boolean): Promise<NetnsResult | null> => {
+    if (!phases.includes(name)) return null;
+    if (!root) {
+      console.log(`${name}: skipped (needs root for network namespaces)\n`);
+      return null;
+    }
+    console.log(`${name}: ${rows.length} rows × ${reps} repetitions, rotating order (* = sender-bound: the path took all the sender could offer):`);
+    try {
+      const r = await runNetns({ ...DEFAULT_NETNS_OPTIONS, rows, reps, udp, kernelChecksumWorkaround: values['kernel-csum-off'], log });
+      console.log(`  (${r.seconds.toFixed(0)} s)\n`);
+      return r;
+    } finally {
+      killTracked();
+    }
+  };
+  const netns = await netnsPhase('netns', pickRows(NETNS_ROWS, rowNames), true);
+  const options = await netnsPhase('options', pickRows(OPTION_ROWS, rowNames), false);
+  let profile: ProfileResult | null = null;
+  if (phases.includes('profile')) {
+    if (!root) {
+      console.log('profile: skipped (needs root)\n');
+    } else {
+      console.log('profile (perf record on both engines over a TCP stream; issue-10 engine and today\'s, alternating):');
+      try {
+        profile = await runProfile({ log });
+      } finally {
+        killTracked();
+      }
+      console.log(profile.skipped ? `  skipped: ${profile.skipped}\n` : `  (${profile.seconds.toFixed(0)} s)\n`);
+    }
+  }
+  let control: ControlResult | null = null;
+  if (phases.includes('control')) {
+    if (!root) {
+      console.log('control: skipped (needs root)\n');
+    } else {
+      console.log('control plane:');
+      control = await runControl({ ...DEFAULT_CONTROL_OPTIONS, log });
+      console.log(`  (${control.seconds.toFixed(0)} s)\n`);
+    }
+  }
+
+  const tables: Record<string, Table> = {};
+  if (micro) console.log(`=== micro (per core) ===\n${formatMicroTable(micro)}\n`);
+  for (const [name, r] of [['netns', netns], ['options', options]] as const) {
+    if (!r) continue;
+    tables[`${name}.values`] = valuesTable(r);
+    tables[`${name}.vsKernel`] = ratioTable(r);
+    console.log(`=== ${name}: median (min–max) of ${reps} ===\n${text(tables[`${name}.values`])}`);
+    for (const row of r.rows) for (const e of row.errors) console.log(`  ${row.row} ${e}: FAILED`);
+    if (r.addonBuilds.length > 1) console.log(`  WARNING: the addon was rebuilt during the run (${r.addonBuilds.join(', ')}): rows compare different builds`);
+    console.log(`\n=== ${name}: paired ratios, median (min–max) of the repetitions' ratios; RTT and CPU: lower is better ===\n${text(tables[`${name}.vsKernel`])}\n`);
+    if (name === 'options') {
+      tables['options.vsDefault'] = ratioTable(r, 'weft vxlan');
+      console.log(`=== options: each ÷ weft vxlan (defaults) of the same repetition ===\n${text(tables['options.vsDefault'])}\n`);
+    }
+    if (name === 'netns') {
+      tables['netns.vsWeft'] = ratioTable(r, 'weft vxlan');
+      console.log(`=== netns: ÷ weft vxlan of the same repetition (the "again" row is the noise floor) ===\n${text(tables['netns.vsWeft'])}\n`);
+      console.log(`=== where the UDP searches lost packets (kernel drop counters, all probes of a row) ===\n${dropsText(r)}\n`);
+    }
+  }
+  if (profile && !profile.skipped) {
+    const [sum, top] = profileTables(profile);
+    Object.assign(tables, { 'profile.summary': sum, 'profile.top': top });
+    console.log(`=== profile: engine CPU seconds per GB moved, by path (mean of the turns) ===\n${text(sum)}\n\n${text(top)}\n`);
+  }
+  if (control) {
+    const [engine, daemon, l2f] = controlTables(control);
+    Object.assign(tables, { 'control.engine': engine, 'control.daemon': daemon, ...(l2f ? { 'control.leaseToFib': l2f } : {}) });
+    console.log(`=== control plane ===\n${text(engine)}\n\n${text(daemon)}${l2f ? `\n\n${text(l2f)}` : ''}\n`);
+    for (const e of control.errors) console.log(`  FAILED: ${e}`);
+  }
+  const targets = evaluateTargets(netns, control);
+  console.log(`=== targets (issue 11) ===\n${targetsText(targets)}`);
 
   const wallSeconds = (Date.now() - t0) / 1000;
   const stamp = started.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
   fs.mkdirSync(RESULTS, { recursive: true });
   const jsonPath = path.join(RESULTS, `${stamp}.json`);
-  const svgPath = path.join(RESULTS, `${stamp}.svg`);
   const json = {
     started: started.toISOString(),
     wallSeconds,
     machine: info,
-    micro: micro && { seconds: microSeconds, results: micro },
+    phases,
+    micro,
     netns,
-    ratios: { vsKernel, vsBaseline },
+    options,
+    profile,
+    control,
     targets,
     loadAvgAtEnd: os.loadavg().map((x) => Number(x.toFixed(2))),
-    markdown: { micro: micro && markdownMicro(micro), netns: netns && markdownTables(netns, vsKernel, vsBaseline) },
+    markdown: { micro: micro && markdownMicro(micro), ...Object.fromEntries(Object.entries(tables).map(([k, t]) => [k, markdown(t)])) },
   };
   fs.writeFileSync(`${jsonPath}.tmp`, `${JSON.stringify(json, null, 2)}\n`);
   fs.renameSync(`${jsonPath}.tmp`, jsonPath);
   const written = [jsonPath];
   if (netns) {
+    const svgPath = path.join(RESULTS, `${stamp}.svg`);
     const subtitle = `${stamp} · ${info.nproc} CPUs · Linux ${info.kernel} · node ${info.node} · pod1 → pod2 over two network namespaces`;
-    fs.writeFileSync(svgPath, ratioChartSvg(vsKernel, 'weft vs the kernel vxlan (flannel.1), median ratios', subtitle, reps));
+    fs.writeFileSync(svgPath, ratioChartSvg(pairedMedians(netns), 'weft vs the kernel vxlan (flannel.1), paired ratios', subtitle, reps));
     written.push(svgPath);
   }
   console.log(`\nwrote ${written.map((p) => path.relative(process.cwd(), p)).join(' and ')}`);

@@ -1,22 +1,35 @@
-// The chart: each weft row's median over the kernel row's, per column, as
-// grouped bars around a line at 1.0. Hand-written SVG, no dependencies;
-// it opens in any browser and renders on GitHub.
-import { COLUMNS } from './columns';
-import type { RowName } from './dataplanes';
-import type { Ratios } from './report';
+// The chart: each weft row's paired ratio to the kernel row (the median of
+// the repetitions' ratios), per column, as grouped bars around a line at
+// 1.0. Hand-written SVG, no dependencies; it opens in any browser and
+// renders on GitHub.
+import { type ColumnKey, COLUMNS } from './columns';
+import type { NetnsResult } from './netns';
 
-const SERIES: Array<{ row: RowName; color: string }> = [
+export type Ratios = Record<string, Partial<Record<ColumnKey, number>>>;
+
+const SERIES: Array<{ row: string; color: string }> = [
   { row: 'weft vxlan', color: '#1f77b4' },
   { row: 'weft udp', color: '#2ca02c' },
-  { row: 'weft baseline', color: '#d62728' },
+  { row: 'flannel-udp-like', color: '#d62728' },
+  { row: 'weft host-gw', color: '#9467bd' },
+  { row: 'weft vxlan+DirectRouting', color: '#ff7f0e' },
 ];
+
+/** The paired medians of every row, as the chart takes them. */
+export function pairedMedians(netns: NetnsResult): Ratios {
+  const out: Ratios = {};
+  for (const r of netns.rows) {
+    out[r.row] = Object.fromEntries(Object.entries(r.paired).flatMap(([k, s]) => (s ? [[k, s.median]] : [])));
+  }
+  return out;
+}
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 export function ratioChartSvg(vsKernel: Ratios, title: string, subtitle: string, reps: number): string {
   // CPU and RSS have no kernel figure (no daemon), so no ratio to draw.
   const cols = COLUMNS.filter((c) => !c.weftOnly);
-  const W = 960;
+  const W = 1200;
   const H = 520;
   const m = { left: 70, right: 30, top: 96, bottom: 92 };
   const plotW = W - m.left - m.right;
@@ -49,7 +62,7 @@ export function ratioChartSvg(vsKernel: Ratios, title: string, subtitle: string,
   );
 
   const groupW = plotW / cols.length;
-  const barW = Math.min(40, (groupW * 0.8) / SERIES.length);
+  const barW = Math.min(28, (groupW * 0.85) / SERIES.length);
   cols.forEach((c, gi) => {
     const gx = m.left + gi * groupW + (groupW - barW * SERIES.length) / 2;
     SERIES.forEach((s, si) => {
@@ -66,7 +79,7 @@ export function ratioChartSvg(vsKernel: Ratios, title: string, subtitle: string,
         const zy = top + 10;
         out.push(`<polyline points="${x + 2},${zy + 4} ${x + barW / 2},${zy - 4} ${x + barW - 2},${zy + 4}" fill="none" stroke="#fff" stroke-width="3"/>`);
       }
-      out.push(`<text x="${x + barW / 2}" y="${top - 5}" text-anchor="middle" font-size="11" stroke="#fff" stroke-width="3" paint-order="stroke">${v.toFixed(2)}</text>`);
+      out.push(`<text x="${x + barW / 2}" y="${top - 5}" text-anchor="middle" font-size="9" stroke="#fff" stroke-width="3" paint-order="stroke">${v.toFixed(2)}</text>`);
     });
     const cx = m.left + gi * groupW + groupW / 2;
     out.push(
@@ -84,14 +97,14 @@ export function ratioChartSvg(vsKernel: Ratios, title: string, subtitle: string,
   // Legend, one line under the title.
   const lx0 = m.left;
   SERIES.forEach((s, i) => {
-    const lx = lx0 + i * 170;
+    const lx = lx0 + i * 175;
     out.push(
       `<rect x="${lx}" y="66" width="14" height="14" fill="${s.color}"/>`,
       `<text x="${lx + 20}" y="78" font-size="13">${esc(s.row)}</text>`,
     );
   });
   out.push(
-    `<text x="${W / 2}" y="${H - 14}" text-anchor="middle" font-size="11" fill="#666">Medians of ${reps} repetition${reps === 1 ? '' : 's'} each, all rows on the same two network namespaces in one run. Bars above ${yMax.toFixed(2)}× are clipped (value on top).</text>`,
+    `<text x="${W / 2}" y="${H - 14}" text-anchor="middle" font-size="11" fill="#666">Medians of ${reps} paired ratios (each repetition's figure ÷ the kernel row's in the same repetition), one run, two network namespaces. Bars above ${yMax.toFixed(2)}× are clipped.</text>`,
     '</svg>',
   );
   return `${out.join('\n')}\n`;

@@ -22,12 +22,13 @@ flags=(-std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
 # is up to 64 KB; so is a datagram from a kernel peer's GSO, but the decap
 # targets take the TUN MTU from the input, so 4 KB reaches every branch.
 declare -A srcs=(
-  [fuzz_decap_vxlan]="encap.cc fib.cc offload.cc"
-  [fuzz_decap_udp]="encap.cc fib.cc offload.cc"
+  [fuzz_decap_vxlan]="encap.cc fib.cc offload.cc checksum.cc addr.cc"
+  [fuzz_decap_udp]="encap.cc fib.cc offload.cc checksum.cc addr.cc"
   [fuzz_netlink]="nl_msg.cc addr.cc"
-  [fuzz_gso_segment]="offload.cc encap.cc fib.cc"
-  [fuzz_coalesce]="offload.cc encap.cc fib.cc"
-  [fuzz_encap]="offload.cc encap.cc fib.cc"
+  [fuzz_gso_segment]="offload.cc encap.cc fib.cc checksum.cc addr.cc"
+  [fuzz_coalesce]="offload.cc encap.cc fib.cc checksum.cc addr.cc"
+  [fuzz_encap]="offload.cc encap.cc fib.cc checksum.cc addr.cc"
+  [fuzz_fib]="fib.cc"
 )
 declare -A max_len=(
   [fuzz_decap_vxlan]=4096
@@ -36,8 +37,9 @@ declare -A max_len=(
   [fuzz_gso_segment]=65600
   [fuzz_coalesce]=65600
   [fuzz_encap]=4096
+  [fuzz_fib]=1024
 )
-targets=(fuzz_decap_vxlan fuzz_decap_udp fuzz_netlink fuzz_gso_segment fuzz_coalesce fuzz_encap)
+targets=(fuzz_decap_vxlan fuzz_decap_udp fuzz_netlink fuzz_gso_segment fuzz_coalesce fuzz_encap fuzz_fib)
 
 have_tools() {
   command -v "$cxx" >/dev/null 2>&1 &&
@@ -63,7 +65,7 @@ build() {  # name source core-sources...
 
 if [ "${1:-}" = seeds ]; then
   build make_seeds native/fuzz/make_seeds.cc -std=c++17 -O1 -I native \
-    native/core/encap.cc native/core/fib.cc native/core/offload.cc native/core/nl_msg.cc native/core/addr.cc native/core/sys_error.cc
+    native/core/encap.cc native/core/fib.cc native/core/offload.cc native/core/checksum.cc native/core/nl_msg.cc native/core/addr.cc native/core/sys_error.cc
   rm -rf native/fuzz/corpus
   "$out/make_seeds" native/fuzz/corpus
   du -sh native/fuzz/corpus/* >&2

@@ -7,8 +7,19 @@
 // JSON lines on stdin (the lab and the tests use it to test the engine
 // without leases).
 import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
 
 import { args, fail, UsageError } from './cli-util';
+
+// A node agent runs on every node. Loading the etcd client and decoding
+// thousands of leases makes V8 grow its young generation to 3 x 16 MB,
+// which it never gives back. With growth factor 1 it stays at its first
+// size: a few more (small) scavenges, and ~30 MB less RSS with 5,000 leases
+// (bench/README.md, control plane). V8 reads this flag whenever it would
+// resize, so setting it before the heavy imports works; the size flags
+// (--max-semi-space-size) only work on node's own command line, and
+// NODE_OPTIONS refuses them.
+setFlagsFromString('--semi-space-growth-factor=1');
 
 // Before anything else: SIGUSR1 would open Node's inspector, a root shell
 // for any local user. A listener replaces that default (the daemon gives it
@@ -40,8 +51,11 @@ const HELP: Record<string, string> = {
   engine: `usage: weft engine --backend udp|vxlan --iface NAME --network CIDR --subnet CIDR
                    [--bind-ip IP] [--port N] [--vni N] [--vtep-mac MAC] [--mtu N]
                    [--batch N] [--no-offload] [--allow-any-source] [--strict-source]
+                   [--batch-bytes N] [--no-zero-copy] [--no-send-runs] [--threads 0|1|2]
+                   [--busy-poll-us N] [--tun-queue N]
   Runs the data plane alone: TUN, address, Network route, threads. --mtu is
-  the underlay MTU (default: the interface's). Reads JSON commands on stdin,
+  the underlay MTU (default: the interface's). The last six are the speed
+  options (native/core/engine.h), there so a bench can turn each one back. Reads JSON commands on stdin,
   one per line, and answers each with one JSON line on stdout:
     {"op":"setPeers","peers":[{"subnet":"10.244.2.0/24","publicIp":"192.168.0.2","vtepMac":"..."}]}
     {"op":"updatePeers","upserts":[...],"removed":["10.244.3.0/24"]}

@@ -60,6 +60,12 @@ export async function runEngineCommand(argv: string[], help: string): Promise<vo
     'no-offload': { type: 'boolean' },
     'allow-any-source': { type: 'boolean' },
     'strict-source': { type: 'boolean' },
+    'batch-bytes': { type: 'string' },
+    'no-zero-copy': { type: 'boolean' },
+    'no-send-runs': { type: 'boolean' },
+    threads: { type: 'string' },
+    'busy-poll-us': { type: 'string' },
+    'tun-queue': { type: 'string' },
   });
   if (v.help) return void process.stdout.write(`${help}\n`);
   const backend = v.backend;
@@ -94,6 +100,16 @@ export async function runEngineCommand(argv: string[], help: string): Promise<vo
   const vtepMac = backend === 'vxlan' ? (v['vtep-mac'] ? parseMac(v['vtep-mac'] as string) : randomVtepMac()) : undefined;
   if (vtepMac === null) throw new UsageError(`--vtep-mac: not a MAC address: "${v['vtep-mac']}"`);
   const underlayMtu = intOption('mtu', v.mtu as string | undefined) ?? link.mtu;
+  const threads = intOption('threads', v.threads as string | undefined);
+  if (threads !== undefined && threads !== 0 && threads !== 1 && threads !== 2) throw new UsageError(`--threads must be 0 (by CPUs), 1 or 2, got ${threads}`);
+  const batchBytes = intOption('batch-bytes', v['batch-bytes'] as string | undefined);
+  if (batchBytes !== undefined && batchBytes !== 0 && (batchBytes < 4096 || batchBytes > 64 << 20)) {
+    throw new UsageError(`--batch-bytes must be 0 (no cap) or 4096..${64 << 20}, got ${batchBytes}`);
+  }
+  const busyPollUs = intOption('busy-poll-us', v['busy-poll-us'] as string | undefined);
+  if (busyPollUs !== undefined && busyPollUs > 10_000) throw new UsageError(`--busy-poll-us must be 0..10000, got ${busyPollUs}`);
+  const tunQueue = intOption('tun-queue', v['tun-queue'] as string | undefined);
+  if (tunQueue !== undefined && tunQueue > 100_000) throw new UsageError(`--tun-queue must be 0..100000, got ${tunQueue}`);
 
   let engine: Engine;
   try {
@@ -108,6 +124,12 @@ export async function runEngineCommand(argv: string[], help: string): Promise<vo
       offload: !v['no-offload'],
       allowAnySource: !!v['allow-any-source'],
       strictSource: !!v['strict-source'],
+      batchBytes,
+      zeroCopy: !v['no-zero-copy'],
+      sendRuns: !v['no-send-runs'],
+      threads,
+      busyPollUs,
+      tunQueue,
     });
   } catch (err) {
     fail((err as Error).message);

@@ -10,12 +10,15 @@
 // persistent, so even a crash removes it and its routes with it.
 //
 // The FIB takes deltas: peers come and go one lease at a time, and a change
-// costs in proportion to what changed. What `peers()` returns is read back
-// from the native FIB, so `weft status` shows what the engine holds.
+// costs in proportion to what changed. The table crosses into the addon as
+// one Uint32Array of numbers (FIB_WORDS per peer), with no per-peer object
+// or string for the native side to read: 5,000 peers are one 100 KB copy.
+// What `peers()` returns is read back from the native FIB, so `weft status`
+// shows what the engine holds.
 import { promises as fs, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
-import { type Cidr4, formatCidr4, formatIp4, parseIp4 } from './cidr';
-import { addon, type NativeEngine, type NativeStats, type WireFormat } from './native';
+import { type Cidr4, formatCidr4, formatIp4 } from './cidr';
+import { addon, FIB_WORDS, type NativeEngine, type NativeStats, type WireFormat } from './native';
 
 /** One forwarding entry: the peer that owns `subnet`. */
 export interface FibPeer {
@@ -43,6 +46,13 @@ export interface EngineOptions {
   allowAnySource?: boolean;
   /** Accept an inner source only inside the sending peer's subnet. */
   strictSource?: boolean;
+  /** The speed options (NativeEngineOptions): the defaults are the fast ones; the bench turns them back. */
+  batchBytes?: number;
+  zeroCopy?: boolean;
+  sendRuns?: boolean;
+  threads?: 0 | 1 | 2;
+  busyPollUs?: number;
+  tunQueue?: number;
 }
 
 export class EngineError extends Error {
@@ -100,7 +110,7 @@ export class Engine {
         format: o.backend,
         tunName,
         mtu: o.mtu,
-        localIp: bindIp,
+        localIp: o.bindIp,
         port: o.port,
         vni: o.vni ?? 1,
         vtepMac: o.vtepMac,
@@ -108,6 +118,12 @@ export class Engine {
         offload: o.offload,
         allowAnySource: o.allowAnySource,
         strictSource: o.strictSource,
+        batchBytes: o.batchBytes,
+        zeroCopy: o.zeroCopy,
+        sendRuns: o.sendRuns,
+        threads: o.threads,
+        busyPollUs: o.busyPollUs,
+        tunQueue: o.tunQueue,
       });
     } catch (err) {
       const code = errCode(err);
@@ -140,7 +156,7 @@ export class Engine {
     const dst = formatIp4(network.ip);
     const other = nl.routeList().find((r) => r.dst === dst && r.dstLen === network.prefixLen && r.oif !== tun.index);
     nl.routeReplace({ dst, dstLen: network.prefixLen, oif: tun.index });
-    this.native.start({ prefix: formatIp4(subnet.ip), prefixLen: subnet.prefixLen });
+    this.native.start({ prefix: subnet.ip, prefixLen: subnet.prefixLen });
     this.started = true;
     return other ? `${formatCidr4(network)}${other.gateway ? ` via ${other.gateway}` : ''}${other.oif ? ` dev #${other.oif}` : ''}` : null;
   }
@@ -151,24 +167,29 @@ export class Engine {
 
   /** Replaces the whole FIB (start-up, and a store's snapshot). */
   setPeers(peers: FibPeer[]): void {
-    this.native.setPeers(peers.map((p) => this.toNative(p)));
+    this.native.setPeers(this.pack(peers));
   }
 
   /** Adds or changes some peers and removes others, by subnet. */
   updatePeers(upserts: FibPeer[], removed: Cidr4[]): void {
-    this.native.updatePeers(
-      upserts.map((p) => this.toNative(p)),
-      removed.map((c) => ({ prefix: formatIp4(c.ip), prefixLen: c.prefixLen })),
-    );
+    const keys = new Uint32Array(removed.length * 2);
+    removed.forEach((c, i) => {
+      keys[i * 2] = c.ip;
+      keys[i * 2 + 1] = c.prefixLen;
+    });
+    this.native.updatePeers(this.pack(upserts), keys);
   }
 
   /** What the native FIB holds now. */
   peers(): FibPeer[] {
-    return this.native.peers().map((p) => ({
-      subnet: { ip: parseIp4(p.prefix), prefixLen: p.prefixLen },
-      publicIp: parseIp4(p.publicIp),
-      ...(this.backend === 'vxlan' ? { vtepMac: p.vtepMac } : {}),
-    }));
+    const w = this.native.peers();
+    const out: FibPeer[] = [];
+    for (let i = 0; i < w.length; i += FIB_WORDS) {
+      const p: FibPeer = { subnet: { ip: w[i], prefixLen: w[i + 1] }, publicIp: w[i + 2] };
+      if (this.backend === 'vxlan') p.vtepMac = formatMacWords(w[i + 3], w[i + 4]);
+      out.push(p);
+    }
+    return out;
   }
 
   stats(): NativeStats {
@@ -182,10 +203,33 @@ export class Engine {
     this.native.close();
   }
 
-  private toNative(p: FibPeer) {
-    if (this.backend === 'vxlan' && !p.vtepMac) throw new EngineError(`peer ${formatCidr4(p.subnet)} has no VtepMAC`, 'EINVAL');
-    return { prefix: formatIp4(p.subnet.ip), prefixLen: p.subnet.prefixLen, publicIp: formatIp4(p.publicIp), port: this.port, vtepMac: p.vtepMac };
+  /** The peers as the addon takes them (FIB_WORDS each); the port is the engine's own. */
+  private pack(peers: FibPeer[]): Uint32Array {
+    const w = new Uint32Array(peers.length * FIB_WORDS);
+    let at = 0;
+    for (const p of peers) {
+      w[at] = p.subnet.ip;
+      w[at + 1] = p.subnet.prefixLen;
+      w[at + 2] = p.publicIp;
+      if (this.backend === 'vxlan') {
+        if (!p.vtepMac || !MAC.test(p.vtepMac)) {
+          throw new EngineError(`peer ${formatCidr4(p.subnet)} has ${p.vtepMac ? `an invalid VtepMAC "${p.vtepMac}"` : 'no VtepMAC'}`, 'EINVAL');
+        }
+        const mac = p.vtepMac;
+        w[at + 3] = parseInt(mac.slice(0, 2) + mac.slice(3, 5), 16);
+        w[at + 4] = parseInt(mac.slice(6, 8) + mac.slice(9, 11) + mac.slice(12, 14) + mac.slice(15, 17), 16);
+      }
+      at += FIB_WORDS;
+    }
+    return w;
   }
+}
+
+const MAC = /^[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}$/;
+
+function formatMacWords(hi: number, lo: number): string {
+  const hex = (hi.toString(16).padStart(4, '0') + lo.toString(16).padStart(8, '0')).match(/../g)!;
+  return hex.join(':');
 }
 
 /**

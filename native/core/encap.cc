@@ -12,15 +12,6 @@ const char* counter_name(Counter c) {
   return i < kCounterCount ? names[i] : "unknown";
 }
 
-uint16_t inet_checksum(const uint8_t* data, size_t len) {
-  uint32_t sum = 0;
-  size_t i = 0;
-  for (; i + 1 < len; i += 2) sum += load_be16(data + i);
-  if (i < len) sum += uint32_t{data[i]} << 8;
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<uint16_t>(~sum);
-}
-
 Counter check_ipv4(const uint8_t* pkt, size_t len, size_t* total) {
   if (len < 1 || (pkt[0] >> 4) != 4) return Counter::rx_drop_not_ipv4;
   if (len < kIpv4MinHeader) return Counter::rx_drop_truncated;

@@ -96,7 +96,4 @@ Counter check_tx_ipv4(const uint8_t* pkt, size_t len);
 // any bytes; a super-packet is checked before it is segmented.
 bool is_own_datagram(const uint8_t* pkt, size_t len, uint32_t local_ip, uint16_t port);
 
-// RFC 1071 Internet checksum over len bytes (used by tests and by TTL code).
-uint16_t inet_checksum(const uint8_t* data, size_t len);
-
 }  // namespace weft

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/checksum.h"
 #include "core/encap.h"
 #include "core/packet.h"
 
@@ -27,59 +28,8 @@ void store_be32(uint8_t* p, uint32_t v) {
   p[3] = static_cast<uint8_t>(v);
 }
 
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "sum16 assumes a little-endian host");
-
-// One's-complement sum of len bytes as big-endian 16-bit words, plus sum.
-// The sum does not depend on byte order (RFC 1071, 2(B)), so it adds
-// native 64-bit words with end-around carry (2^64 = 1 mod 0xffff) and swaps
-// once at the end: TSO segmentation checksums every payload byte it sends.
-uint32_t sum16(const uint8_t* data, size_t len, uint32_t sum = 0) {
-  uint64_t s = 0;
-  auto add = [&s](uint64_t v) {
-    s += v;
-    s += s < v;  // end-around carry
-  };
-  for (; len >= 32; data += 32, len -= 32) {
-    uint64_t v[4];
-    std::memcpy(v, data, 32);
-    add(v[0]);
-    add(v[1]);
-    add(v[2]);
-    add(v[3]);
-  }
-  for (; len >= 8; data += 8, len -= 8) {
-    uint64_t v;
-    std::memcpy(&v, data, 8);
-    add(v);
-  }
-  if (len >= 4) {
-    uint32_t v;
-    std::memcpy(&v, data, 4);
-    add(v);
-    data += 4;
-    len -= 4;
-  }
-  if (len >= 2) {
-    uint16_t v;
-    std::memcpy(&v, data, 2);
-    add(v);
-    data += 2;
-    len -= 2;
-  }
-  if (len) add(*data);  // a last odd byte is the high byte of a big-endian word
-  s = (s & 0xffffffff) + (s >> 32);
-  s = (s & 0xffffffff) + (s >> 32);
-  s = (s & 0xffff) + (s >> 16);
-  s = (s & 0xffff) + (s >> 16);
-  uint16_t native = static_cast<uint16_t>(s);
-  return sum + static_cast<uint16_t>((native >> 8) | (native << 8));
-}
-uint16_t fold(uint32_t sum) {
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<uint16_t>(sum);
-}
 uint32_t pseudo_sum(const uint8_t* ip, uint8_t proto, size_t l4_len) {
-  return sum16(ip + 12, 8) + proto + static_cast<uint32_t>(l4_len);
+  return csum_partial(ip + 12, 8) + proto + static_cast<uint32_t>(l4_len);
 }
 
 void set_ipv4_checksum(uint8_t* ip, size_t ihl) {
@@ -87,12 +37,18 @@ void set_ipv4_checksum(uint8_t* ip, size_t ihl) {
   store_be16(ip + 10, inet_checksum(ip, ihl));
 }
 
-// Full TCP/UDP checksum of the l4 bytes after an IPv4 header.
-void set_l4_checksum(uint8_t* ip, size_t ihl, uint8_t proto, size_t l4_len) {
+// Full TCP/UDP checksum of a packet whose IPv4 and L4 headers (hdr bytes)
+// are at ip and whose payload (payload_len bytes) is at payload: right
+// behind the headers, or elsewhere (a segment sent as header + iovec).
+void set_l4_checksum(uint8_t* ip, size_t ihl, size_t hdr, uint8_t proto, const uint8_t* payload, size_t payload_len) {
   uint8_t* l4 = ip + ihl;
-  size_t field = proto == kProtoTcp ? 16 : 6;
+  size_t field = l4_checksum_offset(proto);
+  size_t l4_len = hdr - ihl + payload_len;
   store_be16(l4 + field, 0);
-  uint16_t c = static_cast<uint16_t>(~fold(sum16(l4, l4_len, pseudo_sum(ip, proto, l4_len))));
+  // hdr is even (IHL and TCP data offset count 4-byte words, UDP's is 8), so
+  // the payload's sum lines up with the words of the whole.
+  uint32_t sum = csum_partial(payload, payload_len, csum_partial(l4, hdr - ihl, pseudo_sum(ip, proto, l4_len)));
+  uint16_t c = static_cast<uint16_t>(~csum_fold(sum));
   if (proto == kProtoUdp && c == 0) c = 0xffff;  // 0 means "no checksum" for UDP
   store_be16(l4 + field, c);
 }
@@ -122,7 +78,7 @@ void write_vnet_hdr(uint8_t* p, const VnetHdr& h) {
 bool complete_checksum(uint8_t* pkt, size_t len, size_t csum_start, size_t csum_offset) {
   if (csum_start > len || csum_offset > len - csum_start || len - csum_start - csum_offset < 2) return false;
   uint8_t* field = pkt + csum_start + csum_offset;
-  uint16_t c = static_cast<uint16_t>(~fold(sum16(pkt + csum_start, len - csum_start)));
+  uint16_t c = static_cast<uint16_t>(~csum_fold(csum_partial(pkt + csum_start, len - csum_start)));
   store_be16(field, c == 0 ? 0xffff : c);
   return true;
 }
@@ -144,13 +100,18 @@ L4Csum inspect_l4_checksum(const uint8_t* pkt, size_t len, bool verify) {
   uint16_t field = load_be16(pkt + ihl + l4_checksum_offset(proto));
   if (proto == kProtoUdp && field == 0) return L4Csum::valid;  // sent without a checksum
   uint32_t pseudo = pseudo_sum(pkt, proto, l4_len);
-  bool partial_pattern = field == fold(pseudo);
+  bool partial_pattern = field == csum_fold(pseudo);
   if (!partial_pattern && !verify) return L4Csum::unchecked;
-  if (fold(sum16(pkt + ihl, l4_len, pseudo)) == 0xffff) return L4Csum::valid;
+  if (csum_fold(csum_partial(pkt + ihl, l4_len, pseudo)) == 0xffff) return L4Csum::valid;
   return partial_pattern ? L4Csum::partial : L4Csum::bad;
 }
 
-Segments gso_segment(const VnetHdr& h, const uint8_t* pkt, size_t len, uint8_t* out, size_t out_cap, size_t lead) {
+namespace {
+
+// gso_segment and gso_segment_headers: one cut, two layouts. Packet i's
+// headers go to out + i * stride + lead; with copy, its payload follows
+// them there, else it stays in pkt (stride then spans lead + headers only).
+Segments segment(const VnetHdr& h, const uint8_t* pkt, size_t len, uint8_t* out, size_t out_cap, size_t lead, bool copy) {
   Segments s;
   s.verdict = Counter::tx_drop_bad_gso;
   uint8_t type = h.gso_type & static_cast<uint8_t>(~kGsoEcn);
@@ -174,19 +135,25 @@ Segments gso_segment(const VnetHdr& h, const uint8_t* pkt, size_t len, uint8_t* 
   size_t mss = h.gso_size;
   if (mss == 0 || payload == 0) return s;
   size_t count = (payload + mss - 1) / mss;
+  s.hdr_len = hdr;
   s.seg_len = hdr + std::min(mss, payload);
-  s.stride = lead + s.seg_len;
   s.last_len = hdr + (payload - (count - 1) * mss);
-  // The last packet ends at (count - 1) * stride + lead + last_len.
-  if (count > out_cap / s.stride + 1 || (count - 1) * s.stride + lead + s.last_len > out_cap) return s;
+  s.stride = lead + (copy ? s.seg_len : hdr);
+  // The last block ends at (count - 1) * stride + lead + its length.
+  size_t last_block = lead + (copy ? s.last_len : hdr);
+  if (count > out_cap / s.stride + 1 || (count - 1) * s.stride + last_block > out_cap) return s;
 
   uint16_t id = load_be16(pkt + 4);
   uint32_t seq = proto == kProtoTcp ? load_be32(pkt + ihl + 4) : 0;
   for (size_t i = 0; i < count; i++) {
     uint8_t* seg = out + i * s.stride + lead;
     size_t chunk = i + 1 < count ? mss : payload - i * mss;
+    const uint8_t* data = pkt + hdr + i * mss;
     std::memcpy(seg, pkt, hdr);
-    std::memcpy(seg + hdr, pkt + hdr + i * mss, chunk);
+    if (copy) {
+      std::memcpy(seg + hdr, data, chunk);
+      data = seg + hdr;
+    }
     store_be16(seg + 2, static_cast<uint16_t>(hdr + chunk));
     store_be16(seg + 4, static_cast<uint16_t>(id + i));
     set_ipv4_checksum(seg, ihl);
@@ -199,11 +166,21 @@ Segments gso_segment(const VnetHdr& h, const uint8_t* pkt, size_t len, uint8_t* 
     } else {
       store_be16(l4 + 4, static_cast<uint16_t>(kUdpHeader + chunk));
     }
-    set_l4_checksum(seg, ihl, proto, l4_hdr + chunk);
+    set_l4_checksum(seg, ihl, hdr, proto, data, chunk);
   }
   s.count = static_cast<unsigned>(count);
   s.verdict = Counter::tx_packets;
   return s;
+}
+
+}  // namespace
+
+Segments gso_segment(const VnetHdr& h, const uint8_t* pkt, size_t len, uint8_t* out, size_t out_cap, size_t lead) {
+  return segment(h, pkt, len, out, out_cap, lead, true);
+}
+
+Segments gso_segment_headers(const VnetHdr& h, const uint8_t* pkt, size_t len, uint8_t* hdrs, size_t hdrs_cap, size_t lead) {
+  return segment(h, pkt, len, hdrs, hdrs_cap, lead, false);
 }
 
 void complete_l4_checksum(uint8_t* pkt, size_t len) {
@@ -299,7 +276,7 @@ void Coalescer::emit_tso(const uint8_t* first, size_t hdr_len, size_t total, uin
   set_ipv4_checksum(h, ihl);
   uint8_t* tcp = h + ihl;
   if (psh) tcp[13] |= kTcpPsh;
-  store_be16(tcp + 16, fold(pseudo_sum(h, kProtoTcp, total - ihl)));
+  store_be16(tcp + 16, csum_fold(pseudo_sum(h, kProtoTcp, total - ihl)));
 
   TunWrite w;
   VnetHdr vh;

@@ -78,13 +78,22 @@ inline size_t l4_checksum_offset(uint8_t proto) { return proto == 6 ? 16 : 6; }
 // out + lead + i * stride (stride = lead + seg_len), all seg_len long but
 // the last, which is last_len long. The `lead` bytes before each packet are
 // left for the caller's encapsulation headers, so the run of datagrams can
-// go out as one UDP_SEGMENT send.
+// go out as one UDP_SEGMENT send. Each packet's IPv4 + TCP/UDP headers are
+// its first hdr_len bytes.
+//
+// gso_segment_headers writes only the headers: block i at
+// out + i * stride (stride = lead + hdr_len) holds lead bytes for the
+// encapsulation and packet i's headers, and packet i's payload is left
+// where it is, in the super-packet (segment_payload). The datagram is then
+// sent as two iovecs, and the payload is never copied in userspace: the
+// kernel's copy into its buffer is the only one.
 struct Segments {
   Counter verdict = Counter::tx_packets;
   unsigned count = 0;
   size_t seg_len = 0;
   size_t last_len = 0;
   size_t stride = 0;
+  size_t hdr_len = 0;
 };
 
 // Splits a super-packet (IPv4 + TCP for kGsoTcpV4, IPv4 + UDP for
@@ -94,6 +103,14 @@ struct Segments {
 // out) is tx_drop_bad_gso; a plain packet with NEEDS_CSUM is for
 // complete_checksum.
 Segments gso_segment(const VnetHdr& h, const uint8_t* pkt, size_t len, uint8_t* out, size_t out_cap, size_t lead);
+Segments gso_segment_headers(const VnetHdr& h, const uint8_t* pkt, size_t len, uint8_t* out, size_t out_cap, size_t lead);
+
+// Packet i's payload after gso_segment_headers split pkt into s.
+inline iovec segment_payload(const Segments& s, const uint8_t* pkt, unsigned i) {
+  size_t mss = s.seg_len - s.hdr_len;
+  size_t len = (i + 1 < s.count ? s.seg_len : s.last_len) - s.hdr_len;
+  return iovec{const_cast<uint8_t*>(pkt + s.hdr_len + i * mss), len};
+}
 
 // One thing to write to the TUN: a virtio-net header and the packet as
 // iovecs (header bytes, then payload slices pointing into the rx buffers).

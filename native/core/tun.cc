@@ -4,6 +4,7 @@
 #include <net/if.h>
 #include <linux/if_tun.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
@@ -29,7 +30,6 @@ Tun::Tun(const TunOptions& opts) {
   // IFF_TUN_EXCL: never attach to a leftover persistent device, which would
   // outlive us with our address and routes on it.
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_TUN_EXCL;
-  if (opts.multi_queue) ifr.ifr_flags |= IFF_MULTI_QUEUE;
   if (opts.vnet_hdr) ifr.ifr_flags |= IFF_VNET_HDR;
   std::memcpy(ifr.ifr_name, opts.name.data(), opts.name.size());
   if (::ioctl(fd_.get(), TUNSETIFF, &ifr) < 0) {
@@ -51,6 +51,14 @@ Tun::Tun(const TunOptions& opts) {
     } else if (::ioctl(fd_.get(), TUNSETOFFLOAD, base) < 0) {
       throw SysError(errno, "tun " + name_ + ": TUNSETOFFLOAD");
     }
+  }
+  if (opts.queue_len) {
+    // ip link set <tun> txqueuelen N: an ioctl on any socket names the device.
+    Fd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    ifreq q{};
+    std::memcpy(q.ifr_name, name_.data(), name_.size());
+    q.ifr_qlen = static_cast<int>(opts.queue_len);
+    if (!s || ::ioctl(s.get(), SIOCSIFTXQLEN, &q) < 0) throw SysError(errno, "tun " + name_ + ": set txqueuelen");
   }
 }
 

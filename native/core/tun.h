@@ -11,8 +11,10 @@ namespace weft {
 
 struct TunOptions {
   std::string name;          // e.g. "flannel.1"; empty lets the kernel pick tunN
-  bool multi_queue = false;  // IFF_MULTI_QUEUE (a later issue: one queue per thread)
   bool vnet_hdr = false;     // IFF_VNET_HDR + TUNSETOFFLOAD: checksum, TSO4 and USO4
+  // The device's transmit queue (packets the kernel holds for our reads);
+  // 0 keeps the kernel's 500. See EngineConfig::tun_queue.
+  unsigned queue_len = 0;
 };
 
 class Tun {

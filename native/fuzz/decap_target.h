@@ -89,7 +89,9 @@ inline int fuzz_decap(weft::Format format, const uint8_t* data, size_t size) {
     entries[i].prefix_len = e[4];  // > 32 too: the Fib must skip it
     entries[i].peer.public_ip = be32(e + 5);
   }
-  weft::Fib fib({entries[0], entries[1]});
+  weft::FibTable table;
+  table.replace({entries[0], entries[1]});
+  const weft::Fib& fib = *table.enter(0);
   // The payload is the tail of libFuzzer's own allocation, which ends
   // exactly at data + size: a read past it is an ASan report.
   const uint8_t* payload = data + kDecapPrefix;

@@ -4,12 +4,16 @@
 // to the TUN is too, so nothing in the header is trusted.
 //
 // Input: virtio_net_hdr (10 bytes, host order, as the TUN gives it)
-//        | out_cap (2 bytes, BE) | lead (7 bits) and out_cap's bit 16 (1 bit)
+//        | out_cap (2 bytes, BE)
+//        | shape (bit 7: 0 gso_segment, 1 gso_segment_headers), lead (bits
+//          1-6) and out_cap's bit 16 (bit 0)
 //        | the packet.
-// On success every packet must be a valid IPv4 packet with right IPv4 and
-// TCP/UDP checksums, together carrying exactly the original payload, and
-// everything must lie inside out_cap; then each is encapsulated in place as
-// the engine does, which must stay inside its lead bytes.
+// On success every packet (for gso_segment_headers: its header block and
+// its payload in the super-packet, put together) must be a valid IPv4
+// packet with right IPv4 and TCP/UDP checksums, together carrying exactly
+// the original payload, and everything written must lie inside out_cap
+// and every payload inside the super-packet; then each is encapsulated in
+// place as the engine does, which must stay inside its lead bytes.
 #include <vector>
 
 #include "core/encap.h"
@@ -24,12 +28,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < kPrefix) return 0;
   weft::VnetHdr h = weft::read_vnet_hdr(data);
   size_t out_cap = fuzz::be16(data + 10) | (size_t{data[12] & 1u} << 16);
-  size_t lead = data[12] >> 1;
+  size_t lead = (data[12] >> 1) & 0x3f;
+  bool headers_only = (data[12] & 0x80) != 0;
   const uint8_t* pkt = data + kPrefix;
   size_t len = size - kPrefix;
 
   fuzz::Guarded out(out_cap);
-  weft::Segments s = weft::gso_segment(h, pkt, len, out.data(), out_cap, lead);
+  weft::Segments s = headers_only ? weft::gso_segment_headers(h, pkt, len, out.data(), out_cap, lead)
+                                  : weft::gso_segment(h, pkt, len, out.data(), out_cap, lead);
   FUZZ_CHECK(out.intact());
   if (s.verdict != weft::Counter::tx_packets) {
     FUZZ_CHECK(s.verdict == weft::Counter::tx_drop_bad_gso);
@@ -47,21 +53,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(hdr < len && h.gso_size > 0);
   size_t payload = len - hdr;
 
-  // Layout: count packets at lead + i * stride, all inside out_cap.
+  // Layout: count packets (or header blocks) at lead + i * stride, all inside out_cap.
   FUZZ_CHECK(s.count >= 1);
   FUZZ_CHECK(s.count == (payload + h.gso_size - 1) / h.gso_size);
-  FUZZ_CHECK(s.stride == lead + s.seg_len);
+  FUZZ_CHECK(s.hdr_len == hdr);
+  FUZZ_CHECK(s.stride == lead + (headers_only ? hdr : s.seg_len));
   FUZZ_CHECK(s.seg_len > hdr && s.seg_len <= hdr + h.gso_size);
   FUZZ_CHECK(s.last_len > hdr && s.last_len <= s.seg_len);
   FUZZ_CHECK((s.count - 1) * (s.seg_len - hdr) + (s.last_len - hdr) == payload);
-  FUZZ_CHECK((s.count - 1) * s.stride + lead + s.last_len <= out_cap);
+  FUZZ_CHECK((s.count - 1) * s.stride + lead + (headers_only ? hdr : s.last_len) <= out_cap);
 
   uint32_t seq0 = proto == 6 ? fuzz::be32(pkt + ihl + 4) : 0;
   size_t at = 0;  // payload bytes checked so far
+  std::vector<uint8_t> joined;
   for (unsigned i = 0; i < s.count; i++) {
     uint8_t* seg = out.data() + i * s.stride + lead;
     size_t seg_len = i + 1 < s.count ? s.seg_len : s.last_len;
     size_t chunk = seg_len - hdr;
+    if (headers_only) {
+      // The datagram as the kernel will see it: the block's headers, then
+      // the payload iovec, which must be this segment's slice of pkt.
+      iovec p = weft::segment_payload(s, pkt, i);
+      const uint8_t* base = static_cast<const uint8_t*>(p.iov_base);
+      FUZZ_CHECK(base == pkt + hdr + at && p.iov_len == chunk && base + p.iov_len <= pkt + len);
+      joined.assign(seg, seg + hdr);
+      joined.insert(joined.end(), base, base + p.iov_len);
+      seg = joined.data();
+    }
     FUZZ_CHECK(weft::check_tx_ipv4(seg, seg_len) == weft::Counter::tx_packets);
     FUZZ_CHECK(fuzz::be16(seg + 2) == seg_len);
     FUZZ_CHECK(fuzz::ipv4_csum_ok(seg, ihl));

@@ -235,7 +235,7 @@ void decap_seeds() {
 
 // --- gso_segment -----------------------------------------------------------
 
-Bytes gso_prefix(uint8_t gso_type, uint16_t gso_size, uint16_t hdr_len, uint32_t out_cap, uint8_t lead) {
+Bytes gso_prefix(uint8_t gso_type, uint16_t gso_size, uint16_t hdr_len, uint32_t out_cap, uint8_t lead, bool headers_only = false) {
   weft::VnetHdr h;
   h.flags = weft::kVnetFlagNeedsCsum;
   h.gso_type = gso_type;
@@ -246,7 +246,7 @@ Bytes gso_prefix(uint8_t gso_type, uint16_t gso_size, uint16_t hdr_len, uint32_t
   Bytes b(13);
   weft::write_vnet_hdr(b.data(), h);
   put16(b, 10, static_cast<uint16_t>(out_cap));
-  b[12] = static_cast<uint8_t>((lead << 1) | ((out_cap >> 16) & 1));
+  b[12] = static_cast<uint8_t>((headers_only ? 0x80 : 0) | (lead << 1) | ((out_cap >> 16) & 1));
   return b;
 }
 
@@ -274,6 +274,25 @@ void gso_seeds() {
   b = gso_prefix(weft::kGsoTcpV4, 1448, 40, 1600, 22);
   append(b, ipv4(proto(6), tcp(7, 8, 1, kAck, pattern(100, 5)), true));
   write("fuzz_gso_segment", "tso-one-segment", b);
+
+  // The engine's zero-copy shape: header blocks only, payloads left in place.
+  b = gso_prefix(weft::kGsoTcpV4, 500, 52, 4096, 22, true);
+  append(b, ipv4(proto(6), tcp(40000, 5201, 0xfffffe00, kAck | kPsh, pattern(1501, 6), kTsOpts), true));
+  write("fuzz_gso_segment", "headers-tso-vxlan", b);
+
+  b = gso_prefix(weft::kGsoUdpL4, 300, 28, 3 * (22 + 28), 22, true);
+  append(b, ipv4(proto(17), udp(4000, 4001, pattern(700, 7)), true));
+  write("fuzz_gso_segment", "headers-uso-tight", b);
+}
+
+// --- fib -------------------------------------------------------------------
+
+void fib_seeds() {
+  // Replace with three entries (a /16 over two /24s), then change one, hold a reader, remove one.
+  write("fuzz_fib", "replace-update-hold",
+        {0x00, 3, 0x20, 1, 0x21, 2, 0x00 | 0x10, 3, 0x03, (1 << 3) | 1, 0x21, 4, 0x20, 0});
+  // Every length, including /40, which is skipped.
+  write("fuzz_fib", "lengths", {0x00, 4, 0x05, 1, 0x25, 2, 0x45, 3, 0x65, 4, 0x01, 2, 0x05, 5, 0x01, 8, 0x25, 0});
 }
 
 // --- coalesce --------------------------------------------------------------
@@ -566,6 +585,7 @@ int main(int argc, char** argv) {
   g_root = argv[1];
   decap_seeds();
   gso_seeds();
+  fib_seeds();
   coalesce_seeds();
   encap_seeds();
   netlink_seeds();

@@ -11,10 +11,18 @@ Napi::Error to_js_error(Napi::Env env, const SysError& e) {
   return err;
 }
 
+Format format_arg(const Napi::Env& env, Napi::Value v) {
+  std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  if (s == "udp") return Format::udp;
+  if (s == "vxlan") return Format::vxlan;
+  throw Napi::TypeError::New(env, "format must be 'udp' or 'vxlan'");
+}
+
 }  // namespace weft::napi
 
 // NODE_API_MODULE wants an unqualified name.
 static Napi::Object InitWeft(Napi::Env env, Napi::Object exports) {
+  weft::napi::register_bench(env, exports);
   weft::napi::register_engine(env, exports);
   weft::napi::register_netlink(env, exports);
   weft::napi::register_offload(env, exports);

@@ -4,6 +4,7 @@
 
 #include <napi.h>
 
+#include "core/packet.h"
 #include "core/sys_error.h"
 
 namespace weft::napi {
@@ -12,6 +13,10 @@ namespace weft::napi {
 // .syscall (what failed) and .extAck (netlink extended-ack text, if any).
 Napi::Error to_js_error(Napi::Env env, const SysError& e);
 
+// "udp" or "vxlan"; a TypeError for anything else.
+Format format_arg(const Napi::Env& env, Napi::Value v);
+
+void register_bench(Napi::Env env, Napi::Object exports);
 void register_engine(Napi::Env env, Napi::Object exports);
 void register_netlink(Napi::Env env, Napi::Object exports);
 void register_offload(Napi::Env env, Napi::Object exports);

@@ -1,7 +1,9 @@
 // JS surface of the pure offload functions, for unit tests: segmentation of
-// a super-packet and coalescing of segments, byte for byte.
+// a super-packet (both layouts) and coalescing of segments, byte for byte,
+// and the checksum's implementations.
 #include <cstring>
 
+#include "core/checksum.h"
 #include "core/offload.h"
 #include "napi/args.h"
 #include "napi/bindings.h"
@@ -21,7 +23,9 @@ Napi::Object vnet_object(const Napi::Env& env, const VnetHdr& h) {
   return o;
 }
 
-// segment(packet, {gsoType, gsoSize}, lead?) -> {verdict, segments: Buffer[]}
+// segment(packet, {gsoType, gsoSize}, lead?, headersOnly?) -> {verdict, segments: Buffer[], stride}
+// headersOnly: gso_segment_headers, each segment put together from its
+// header block and its payload iovec, as the kernel reads the datagram.
 Napi::Value js_segment(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Uint8Array pkt = bytes_value(arg(info, 0), "packet");
@@ -30,14 +34,24 @@ Napi::Value js_segment(const Napi::CallbackInfo& info) {
   h.gso_type = static_cast<uint8_t>(uint_value_or(o.Get("gsoType"), "gsoType", 0, 0, 0xff));
   h.gso_size = static_cast<uint16_t>(uint_value_or(o.Get("gsoSize"), "gsoSize", 0, 0, 0xffff));
   size_t lead = uint_value_or(arg(info, 2), "lead", 0, 0, 64);
+  bool headers_only = !absent(arg(info, 3)) && bool_value(arg(info, 3), "headersOnly");
   std::vector<uint8_t> out(256 * 1024);
-  Segments s = gso_segment(h, pkt.Data(), pkt.ByteLength(), out.data(), out.size(), lead);
+  Segments s = headers_only ? gso_segment_headers(h, pkt.Data(), pkt.ByteLength(), out.data(), out.size(), lead)
+                            : gso_segment(h, pkt.Data(), pkt.ByteLength(), out.data(), out.size(), lead);
   Napi::Object r = Napi::Object::New(env);
   r.Set("verdict", counter_name(s.verdict));
   Napi::Array segs = Napi::Array::New(env, s.count);
   for (unsigned i = 0; i < s.count; i++) {
     size_t len = i + 1 < s.count ? s.seg_len : s.last_len;
-    segs.Set(i, Napi::Buffer<uint8_t>::Copy(env, out.data() + i * s.stride + lead, len));
+    const uint8_t* at = out.data() + i * s.stride + lead;
+    if (!headers_only) {
+      segs.Set(i, Napi::Buffer<uint8_t>::Copy(env, at, len));
+      continue;
+    }
+    iovec p = segment_payload(s, pkt.Data(), i);
+    std::vector<uint8_t> joined(at, at + s.hdr_len);
+    joined.insert(joined.end(), static_cast<uint8_t*>(p.iov_base), static_cast<uint8_t*>(p.iov_base) + p.iov_len);
+    segs.Set(i, Napi::Buffer<uint8_t>::Copy(env, joined.data(), joined.size()));
   }
   r.Set("segments", segs);
   r.Set("stride", static_cast<double>(s.stride));
@@ -95,6 +109,25 @@ Napi::Value js_coalesce(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// checksum(bytes, impl) -> the Internet checksum (the value a checksum field
+// holds) by 'auto' (what the engine uses), 'portable' or 'avx2'; null when
+// this CPU has no such implementation.
+Napi::Value js_checksum(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Uint8Array b = bytes_value(arg(info, 0), "bytes");
+  std::string impl = absent(arg(info, 1)) ? "auto" : string_value(arg(info, 1), "impl");
+  uint32_t sum;
+  if (impl == "auto") sum = csum_partial(b.Data(), b.ByteLength());
+  else if (impl == "portable") sum = csum_partial_portable(b.Data(), b.ByteLength(), 0);
+  else if (impl == "avx2") {
+    if (!csum_partial_avx2) return env.Null();
+    sum = csum_partial_avx2(b.Data(), b.ByteLength(), 0);
+  } else {
+    throw Napi::TypeError::New(env, "impl must be 'auto', 'portable' or 'avx2'");
+  }
+  return Napi::Number::New(env, static_cast<uint16_t>(~csum_fold(sum)));
+}
+
 }  // namespace
 
 void register_offload(Napi::Env env, Napi::Object exports) {
@@ -102,6 +135,8 @@ void register_offload(Napi::Env env, Napi::Object exports) {
   o.Set("segment", Napi::Function::New(env, js_segment, "segment"));
   o.Set("completeChecksum", Napi::Function::New(env, js_complete_checksum, "completeChecksum"));
   o.Set("coalesce", Napi::Function::New(env, js_coalesce, "coalesce"));
+  o.Set("checksum", Napi::Function::New(env, js_checksum, "checksum"));
+  o.Set("checksumImpl", csum_impl() == CsumImpl::avx2 ? "avx2" : "portable");
   o.Set("GSO_TCPV4", kGsoTcpV4);
   o.Set("GSO_UDP_L4", kGsoUdpL4);
   exports.Set("offload", o);

@@ -6,7 +6,8 @@ export interface NativeEngineOptions {
   format: WireFormat;
   tunName: string;
   mtu: number;
-  localIp: string;
+  /** Host order. */
+  localIp: number;
   port: number;
   vni?: number;
   vtepMac?: string;
@@ -21,16 +22,31 @@ export interface NativeEngineOptions {
    * IP sent the datagram; default false. Refused with allowAnySource.
    */
   strictSource?: boolean;
+  /**
+   * Speed options (see native/core/engine.h); the defaults are the fast
+   * ones, the bench turns each back to show what it buys.
+   * batchBytes: a drain holds at most this many bytes (0: no cap).
+   * zeroCopy: segments sent as header + iovec into the TUN buffer.
+   * sendRuns: same-size datagrams to one peer sent as one UDP_SEGMENT message.
+   * threads: 1 serves both directions from one loop, 2 is a thread each, 0 picks by CPUs.
+   * busyPollUs: keep polling this long after the last packet before sleeping.
+   * tunQueue: the TUN's transmit queue in packets (0: the kernel's 500).
+   */
+  batchBytes?: number;
+  zeroCopy?: boolean;
+  sendRuns?: boolean;
+  threads?: 0 | 1 | 2;
+  busyPollUs?: number;
+  tunQueue?: number;
 }
 
-// One FIB entry: the peer that owns prefix/prefixLen.
-export interface NativePeer {
-  prefix: string;
-  prefixLen: number;
-  publicIp: string;
-  port: number;
-  vtepMac?: string;
-}
+/**
+ * The peer table across the boundary: FIB_WORDS numbers per entry in a
+ * Uint32Array (native/napi/engine_binding.cc): prefix and public IP in host
+ * order, the prefix length, and the VtepMAC as its first two bytes and its
+ * last four, each big-endian. Removals are [prefix, prefixLen] pairs.
+ */
+export const FIB_WORDS = 5;
 
 export interface CounterValue {
   packets: number;
@@ -75,13 +91,14 @@ export interface NativeStats {
 
 export interface NativeEngine {
   readonly tunName: string;
-  /** Starts the threads; `subnet` (our lease) is the only inner destination taken from the overlay. */
-  start(subnet: { prefix: string; prefixLen: number }): void;
+  /** Starts the threads; `subnet` (our lease, host order) is the only inner destination taken from the overlay. */
+  start(subnet: { prefix: number; prefixLen: number }): void;
   stop(): void;
   close(): void;
-  setPeers(peers: NativePeer[]): void;
-  updatePeers(upserts: NativePeer[], removals: Array<Pick<NativePeer, 'prefix' | 'prefixLen'>>): void;
-  peers(): Required<NativePeer>[];
+  /** FIB_WORDS per peer; every peer gets the engine's port. */
+  setPeers(peers: Uint32Array): void;
+  updatePeers(upserts: Uint32Array, removals: Uint32Array): void;
+  peers(): Uint32Array;
   stats(): NativeStats;
 }
 
@@ -98,22 +115,32 @@ export interface VnetHeader {
 
 /** The pure offload functions (native/core/offload.h), for tests. */
 export interface NativeOffload {
-  segment(packet: Uint8Array, vnet: { gsoType: number; gsoSize: number }, lead?: number): { verdict: CounterName; segments: Buffer[]; stride: number };
+  /** headersOnly: the engine's zero-copy layout, each segment joined from its header block and payload iovec. */
+  segment(
+    packet: Uint8Array,
+    vnet: { gsoType: number; gsoSize: number },
+    lead?: number,
+    headersOnly?: boolean,
+  ): { verdict: CounterName; segments: Buffer[]; stride: number };
   completeChecksum(packet: Uint8Array, csumStart: number, csumOffset: number): Buffer | null;
   /** With maxInner, a packet longer than it is taken as a TCP super-packet (Coalescer::add_super). */
   coalesce(packets: Uint8Array[], maxInner?: number): Array<{ vnet: VnetHeader; packet: Buffer; segments: number; bytes: number }>;
+  /** The Internet checksum of bytes (the value a checksum field holds); null: no such implementation on this CPU. */
+  checksum(bytes: Uint8Array, impl?: 'auto' | 'portable' | 'avx2'): number | null;
+  /** What 'auto' picked on this CPU. */
+  readonly checksumImpl: 'portable' | 'avx2';
   readonly GSO_TCPV4: number;
   readonly GSO_UDP_L4: number;
 }
 
-/**
- * Native microbenchmark of encap/decap: run(n) processes n * batch packets, returns how many passed.
- * 'rx' is decap plus the inner-address check, 'rx-strict' with the source check too.
- */
+/** The core microbenchmarks (native/bench/core_bench.h): what `op` runs and what `size` means are described there. */
+export type CoreBenchOp = 'encap' | 'decap' | 'rx' | 'rx-strict' | 'csum-portable' | 'csum-avx2' | 'segment-copy' | 'segment-headers';
+
+/** run(n) processes n * batch items, returns how many passed. */
 export interface NativeCoreBench {
   run(iterations: number): number;
 }
-export type NativeCoreBenchClass = new (op: 'encap' | 'decap' | 'rx' | 'rx-strict', format: WireFormat, size: number, batch: number) => NativeCoreBench;
+export type NativeCoreBenchClass = new (op: CoreBenchOp, format: WireFormat, size: number, batch: number) => NativeCoreBench;
 
 export interface DecapOptions {
   vni?: number;
@@ -134,5 +161,7 @@ export interface NativeEncap {
     peerMac?: string,
   ): { verdict: CounterName; payload?: Buffer };
   readonly counterNames: CounterName[];
+  /** FIB_WORDS as the addon has it (a unit test compares them). */
+  readonly fibWords: number;
   readonly overhead: Record<WireFormat, number>;
 }

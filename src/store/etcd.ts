@@ -49,11 +49,18 @@ import { subnetKey } from '../subnet/key';
 import { BACKOFF_MAX_MS, BACKOFF_MIN_MS, leaseOfEntry, Outage, subnetOfKey, WarnedKeys } from './common';
 import { errText, WatchStream } from './etcd-watch';
 import { encodeLeaseValue } from './lease-json';
-import { ConfigNotFoundError, type Lease, type LeaseAttrs, type LeaseEvent, type LeaseStore, SubnetTakenError, type WatchBatch } from './types';
+import { ConfigNotFoundError, EXPIRATION_NOT_READ, type Lease, type LeaseAttrs, type LeaseEvent, type LeaseStore, SubnetTakenError, type WatchBatch } from './types';
 
 export const CONFIG_NOT_FOUND = 'flannel config not found in etcd store. Did you create your config using etcdv3 API?';
 /** How many LeaseTimeToLive calls a list makes at once. */
 const TTL_LOOKUP_CONCURRENCY = 16;
+/**
+ * Keys per range call when listing, all pages at the first page's revision.
+ * One range of 20,000 leases is ~4 MB, gRPC's default limit on a message
+ * the client takes; in pages a list of any size works, and each page's
+ * decode is garbage before the next one arrives.
+ */
+const LIST_PAGE = 1000;
 
 export interface EtcdStoreOptions {
   /** flannel's --etcd-endpoints, e.g. ['http://127.0.0.1:2379']. */
@@ -68,6 +75,8 @@ export interface EtcdStoreOptions {
   log: Logger;
   /** Deadline of each call to etcd; a watch's creation waits twice this. Default 5000. */
   callTimeoutMs?: number;
+  /** Keys per range call of a list (LIST_PAGE); tests make it small to list in many pages. */
+  listPageSize?: number;
 }
 
 export class EtcdStore implements LeaseStore {
@@ -77,6 +86,7 @@ export class EtcdStore implements LeaseStore {
   private readonly client: Etcd3;
   private readonly log: Logger;
   private readonly callTimeoutMs: number;
+  private readonly listPageSize: number;
   private readonly configKey: Buffer;
   /** `<prefix>/subnets/`, with the trailing slash. */
   private readonly subnetsPrefix: string;
@@ -91,6 +101,7 @@ export class EtcdStore implements LeaseStore {
     this.prefix = (opts.prefix ?? DEFAULT_ETCD_PREFIX).replace(/\/+$/, '');
     this.log = opts.log;
     this.callTimeoutMs = opts.callTimeoutMs ?? 5_000;
+    this.listPageSize = opts.listPageSize ?? LIST_PAGE;
     this.configKey = Buffer.from(`${this.prefix}/config`);
     this.subnetsPrefix = `${this.prefix}/subnets/`;
     this.client = new Etcd3(this.clientOptions(opts));
@@ -184,16 +195,47 @@ export class EtcdStore implements LeaseStore {
     await this.call(`delete ${key.toString()}`, () => this.client.kv.deleteRange({ key }));
   }
 
-  async listLeases(): Promise<{ leases: Lease[]; cursor: string }> {
-    const [start, end] = prefixRange(this.subnetsPrefix);
-    const res = await this.call(`list ${this.subnetsPrefix}`, () => this.client.kv.range({ key: start, range_end: end }));
-    const ttls = new Map<string, Promise<Date | null>>();
-    const leases: Lease[] = [];
-    for (let i = 0; i < res.kvs.length; i += TTL_LOOKUP_CONCURRENCY) {
-      const chunk = await Promise.all(res.kvs.slice(i, i + TTL_LOOKUP_CONCURRENCY).map((kv) => this.leaseOf(kv, ttls, 'skip')));
-      for (const lease of chunk) if (lease) leases.push(lease);
+  async listLeases(opts: { expirations?: boolean } = {}): Promise<{ leases: Lease[]; cursor: string }> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.listAtOneRevision(opts.expirations !== false);
+      } catch (err) {
+        // A compaction between two pages: list again from a fresh revision.
+        if (attempt >= 3 || !/compacted/i.test((err as Error).message)) throw err;
+      }
     }
-    return { leases, cursor: res.header.revision };
+  }
+
+  private async listAtOneRevision(expirations: boolean): Promise<{ leases: Lease[]; cursor: string }> {
+    const [start, end] = prefixRange(this.subnetsPrefix);
+    const leases: Lease[] = [];
+    const ttls = new Map<string, Promise<Date | null>>();
+    let key = start;
+    let revision: string | undefined;
+    for (;;) {
+      const res = await this.call(`list ${this.subnetsPrefix}`, () =>
+        this.client.kv.range({ key, range_end: end, limit: this.listPageSize, ...(revision ? { revision } : {}) }),
+      );
+      revision ??= res.header.revision;
+      if (!expirations) {
+        // No LeaseTimeToLive per key (flannel makes one each): a key whose
+        // etcd lease lapsed since the range read is still listed, and the
+        // watch from this cursor delivers its delete.
+        for (const kv of res.kvs) {
+          const k = kv.key.toString();
+          const subnet = this.subnetOf(k);
+          const lease = subnet && leaseOfEntry(k, subnet, kv.value.toString(), kv.lease === '0' ? null : EXPIRATION_NOT_READ, this.log, this.warned);
+          if (lease) leases.push(lease);
+        }
+      } else {
+        for (let i = 0; i < res.kvs.length; i += TTL_LOOKUP_CONCURRENCY) {
+          const chunk = await Promise.all(res.kvs.slice(i, i + TTL_LOOKUP_CONCURRENCY).map((kv) => this.leaseOf(kv, ttls, 'skip')));
+          for (const lease of chunk) if (lease) leases.push(lease);
+        }
+      }
+      if (!res.more || res.kvs.length === 0) return { leases, cursor: revision };
+      key = Buffer.concat([res.kvs[res.kvs.length - 1].key, Buffer.from([0])]);
+    }
   }
 
   async *watchLeases(cursor: string, signal: AbortSignal): AsyncIterable<WatchBatch> {
@@ -205,7 +247,7 @@ export class EtcdStore implements LeaseStore {
     while (!abort.aborted) {
       try {
         if (relist) {
-          const snap = await this.listLeases();
+          const snap = await this.listLeases({ expirations: false });
           rev = parseRevision(snap.cursor);
           relist = false;
           outage.recovered({ revision: rev.toString() });

@@ -33,7 +33,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 
 import type { Cidr4 } from '../cidr';
 import { DEFAULT_STORE_PATH } from '../defaults';
@@ -111,7 +111,9 @@ export class SqliteStore implements LeaseStore {
       ensureDir(path.dirname(this.path));
       ensureFileMode(this.path, 0o600);
       for (const side of ['-wal', '-shm']) chmodIfExists(this.path + side, 0o600);
-      this.db = new Database(this.path, { timeout: opts.busyTimeoutMs ?? 5_000 });
+      // Loaded here, not at import: a daemon on etcd never needs SQLite's 4 MB.
+      const SQLite = require('better-sqlite3') as typeof Database;
+      this.db = new SQLite(this.path, { timeout: opts.busyTimeoutMs ?? 5_000 });
       this.db.pragma('journal_mode = WAL');
       // Leases are few and rarely written: pay for durability across power loss.
       this.db.pragma('synchronous = FULL');
@@ -149,7 +151,8 @@ export class SqliteStore implements LeaseStore {
     this.deleteKey(subnetKey(subnet));
   }
 
-  async listLeases(): Promise<{ leases: Lease[]; cursor: string }> {
+  /** Expirations come with the rows here: `expirations` changes nothing. */
+  async listLeases(_opts?: { expirations?: boolean }): Promise<{ leases: Lease[]; cursor: string }> {
     this.reap();
     const { leases, cursor } = this.db.transaction(() => this.snapshotLocked()).deferred();
     return { leases, cursor: String(cursor) };

@@ -22,9 +22,19 @@ export interface Lease {
   /** The node's public IPv4 address (host order). */
   publicIp: number;
   backend: LeaseBackend;
-  /** When the lease lapses; null for a reservation (a key with no TTL). */
+  /**
+   * When the lease lapses; null for a reservation (a key with no TTL);
+   * EXPIRATION_NOT_READ when a list was asked not to look it up.
+   */
   expiration: Date | null;
 }
+
+/**
+ * A lease that has a TTL the store did not look up (listLeases with
+ * `expirations: false`): not null, so it is not taken for a reservation,
+ * and not a time (getTime() is NaN), so nothing can schedule by it.
+ */
+export const EXPIRATION_NOT_READ: Date = new Date(Number.NaN);
 
 /** Our own lease's content: what we publish. */
 export type LeaseAttrs = Pick<Lease, 'publicIp' | 'backend'>;
@@ -73,8 +83,14 @@ export interface LeaseStore {
 
   deleteLease(subnet: Cidr4): Promise<void>;
 
-  /** Every valid lease, and the cursor to watch from. Malformed keys/values are skipped with a warning naming the key. */
-  listLeases(): Promise<{ leases: Lease[]; cursor: string }>;
+  /**
+   * Every valid lease, and the cursor to watch from. Malformed keys/values
+   * are skipped with a warning naming the key. `expirations: false` is for
+   * callers that need a lease's expiration only to tell a reservation from
+   * a lease (acquisition, the peer list): etcd needs a call per lease to
+   * read one, which at thousands of leases is seconds of start-up.
+   */
+  listLeases(opts?: { expirations?: boolean }): Promise<{ leases: Lease[]; cursor: string }>;
 
   /**
    * Changes after `cursor`, until `signal` aborts. Survives store outages:

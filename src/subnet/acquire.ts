@@ -25,6 +25,8 @@ export interface AcquireOptions {
   random?: () => number;
   /** flannel's raceRetries. */
   maxAttempts?: number;
+  /** A list the caller just read, for the first try (the store's create-if-absent still decides). */
+  listed?: Lease[];
 }
 
 const MAX_CANDIDATES = 100;
@@ -73,16 +75,17 @@ export function freeSubnets(cfg: SubnetPool, leases: Lease[], limit = MAX_CANDID
 export async function acquireLease(store: LeaseStore, cfg: SubnetPool, attrs: LeaseAttrs, opts: AcquireOptions): Promise<Lease> {
   const attempts = opts.maxAttempts ?? RACE_RETRIES;
   for (let i = 1; i <= attempts; i++) {
-    const lease = await tryAcquire(store, cfg, attrs, opts);
+    const lease = await tryAcquire(store, cfg, attrs, opts, i === 1 ? opts.listed : undefined);
     if (lease) return lease;
   }
   throw new Error('max retries reached trying to acquire a subnet'); // flannel's words
 }
 
 /** One pass; null when another node created our chosen subnet first. */
-async function tryAcquire(store: LeaseStore, cfg: SubnetPool, attrs: LeaseAttrs, opts: AcquireOptions): Promise<Lease | null> {
+async function tryAcquire(store: LeaseStore, cfg: SubnetPool, attrs: LeaseAttrs, opts: AcquireOptions, listed?: Lease[]): Promise<Lease | null> {
   const { log } = opts;
-  let { leases } = await store.listLeases();
+  // Only whether our own lease is a reservation matters here, not when it lapses.
+  let leases = listed ?? (await store.listLeases({ expirations: false })).leases;
 
   // 1. Our own lease. flannel looks at the first lease with our IP only; we
   // prefer any compatible one, so a stale one listed first cannot cost us ours.

@@ -63,6 +63,13 @@ export class RegistryLeaseSource implements LeaseSource {
   readonly subnetsFromConfig = true;
   private readonly store: LeaseStore;
   private readonly log: Logger;
+  /**
+   * The list previousBackend() read at start-up, which acquire() and list()
+   * use too: start-up reads thousands of leases once, not three times. The
+   * watch then starts from that list's cursor, so whatever changed since
+   * (our own lease included) still arrives, as events.
+   */
+  private startup?: { leases: Lease[]; cursor: string; publicIp: number };
 
   constructor(private readonly o: RegistryOptions) {
     this.store = o.store;
@@ -102,12 +109,14 @@ export class RegistryLeaseSource implements LeaseSource {
   }
 
   async previousBackend(publicIp: number): Promise<LeaseBackend | null> {
-    const { leases } = await this.store.listLeases();
-    return leases.find((l) => l.publicIp === publicIp && l.backend.type !== 'other')?.backend ?? null;
+    const listed = await this.store.listLeases({ expirations: false });
+    this.startup = { ...listed, publicIp };
+    return listed.leases.find((l) => l.publicIp === publicIp && l.backend.type !== 'other')?.backend ?? null;
   }
 
   acquire(cfg: NetConf, attrs: LeaseAttrs, previousSubnet: Cidr4 | null): Promise<Lease> {
-    return acquireLease(this.store, cfg, attrs, { previousSubnet, ttlSeconds: this.o.ttlSeconds, log: this.log });
+    const listed = this.startup?.leases;
+    return acquireLease(this.store, cfg, attrs, { previousSubnet, ttlSeconds: this.o.ttlSeconds, log: this.log, listed });
   }
 
   async complete(): Promise<void> {}
@@ -129,8 +138,14 @@ export class RegistryLeaseSource implements LeaseSource {
     }
   }
 
-  list(): Promise<{ leases: Lease[]; cursor: string }> {
-    return this.store.listLeases();
+  async list(): Promise<{ leases: Lease[]; cursor: string }> {
+    const startup = this.startup;
+    this.startup = undefined;
+    // What acquire() may have changed of ours (an incompatible lease it
+    // deleted) is left out; our own lease is no peer either way.
+    if (startup) return { leases: startup.leases.filter((l) => l.publicIp !== startup.publicIp), cursor: startup.cursor };
+    // Peers' expirations are never read (a renewal changes no forwarding).
+    return this.store.listLeases({ expirations: false });
   }
 
   watch(cursor: string, signal: AbortSignal): AsyncIterable<WatchBatch> {

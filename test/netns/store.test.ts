@@ -40,6 +40,7 @@ import { SqliteStore } from '../../src/store/sqlite';
 import { SqliteAdmin } from '../../lab/sqlite-admin';
 import {
   ConfigNotFoundError,
+  EXPIRATION_NOT_READ,
   type Lease,
   type LeaseAttrs,
   type LeaseEvent,
@@ -195,7 +196,8 @@ function etcdHarness(server: () => EtcdServer): HarnessFactory {
     const endpoint = server().endpoint;
     const prefix = opts.defaultPrefix ? '/coreos.com/network' : `/weft-test-${++seq}/network`;
     const { log, lines } = captureLogger();
-    const store = new EtcdStore({ endpoints: [endpoint], prefix: opts.defaultPrefix ? undefined : prefix, log, callTimeoutMs: 2_000 });
+    // Pages of two keys: every list in the contract then takes several range calls.
+    const store = new EtcdStore({ endpoints: [endpoint], prefix: opts.defaultPrefix ? undefined : prefix, log, callTimeoutMs: 2_000, listPageSize: 2 });
     return {
       store,
       lines,
@@ -319,6 +321,26 @@ function contract(make: HarnessFactory): void {
     // A lease created without TTL is one too.
     assert.equal(await h.store.createLease(sn('10.5.201.0/24'), UDP, 0), null);
     assert.equal((await getLease(h.store, sn('10.5.201.0/24')))?.expiration, null);
+  });
+
+  it('lists without reading expirations when asked: the same leases, a reservation still null', async () => {
+    const h = await harness();
+    await h.store.createLease(sn('10.5.1.0/24'), VXLAN, 600);
+    await h.putByHand('10.5.2.0-24', FLANNEL_PEER_JSON, 0);
+    await h.store.createLease(sn('10.5.3.0/24'), UDP, 600);
+    await h.store.createLease(sn('10.5.4.0/24'), UDP, 600);
+    await h.store.createLease(sn('10.5.5.0/24'), VXLAN, 600);
+    const full = await h.store.listLeases();
+    const quick = await h.store.listLeases({ expirations: false });
+    const view = (ls: Lease[]) => ls.map((l) => [formatCidr4(l.subnet), attrsOf(l)]);
+    assert.deepEqual(view(quick.leases), view(full.leases));
+    assert.equal(full.leases.length, 5);
+    assert.equal(quick.cursor, full.cursor);
+    for (const l of quick.leases) {
+      if (formatCidr4(l.subnet) === '10.5.2.0/24') assert.equal(l.expiration, null, 'the reservation');
+      // Not a reservation: the exact time where it comes free (SQLite), else not read.
+      else assert.ok(l.expiration === EXPIRATION_NOT_READ || (l.expiration && l.expiration.getTime() > Date.now()), formatCidr4(l.subnet));
+    }
   });
 
   it('skips a malformed value or key with a warning naming it, and lists the others', async () => {

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 
 import { addon } from '../../src/native';
-import { COUNTER_NAMES } from '../../src/native/engine-types';
+import { COUNTER_NAMES, FIB_WORDS } from '../../src/native/engine-types';
 import { checksum, icmpEcho, ipv4, macBytes, TCP, tcp4, vxlanFrame } from '../../lab/packets';
 
 const { encap, decap } = addon.encap;
@@ -150,5 +150,11 @@ describe('decap drops bad input and names the reason', () => {
 describe('counter names', () => {
   it('are the same in TypeScript as in the addon, in the same order', () => {
     assert.deepEqual([...COUNTER_NAMES], addon.encap.counterNames);
+  });
+});
+
+describe('the peer table layout', () => {
+  it('has as many words per peer in TypeScript as in the addon', () => {
+    assert.equal(FIB_WORDS, addon.encap.fibWords);
   });
 });

@@ -9,7 +9,7 @@ import { it } from 'node:test';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const SECONDS = 20;
-const TARGETS = ['fuzz_decap_vxlan', 'fuzz_decap_udp', 'fuzz_netlink', 'fuzz_gso_segment', 'fuzz_coalesce', 'fuzz_encap'];
+const TARGETS = ['fuzz_decap_vxlan', 'fuzz_decap_udp', 'fuzz_netlink', 'fuzz_gso_segment', 'fuzz_coalesce', 'fuzz_encap', 'fuzz_fib'];
 // Running time plus a cold build of every target (and clang's install, if
 // it is missing) on a slow machine.
 const TIMEOUT_MS = (TARGETS.length * (SECONDS + 30) + 600) * 1000;

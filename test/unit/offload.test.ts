@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { addon } from '../../src/native';
 import { checksum, icmpEcho, ipv4, l4ChecksumResidue, TCP, tcp4, udp4 } from '../../lab/packets';
 
-const { segment, coalesce, completeChecksum, GSO_TCPV4, GSO_UDP_L4 } = addon.offload;
+const { segment, coalesce, completeChecksum, checksum: coreChecksum, GSO_TCPV4, GSO_UDP_L4 } = addon.offload;
 const TS_OPTS = Uint8Array.from([1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]); // NOP NOP timestamps
 
 function tcpPayload(p: Buffer): Buffer {
@@ -89,6 +89,24 @@ describe('segmentation of a TSO super-packet', () => {
       if (junk.length > 0) junk[0] = 0x45;
       assert.equal(segment(junk, { gsoType: GSO_TCPV4, gsoSize: 1 + (i % 100) }).verdict, 'tx_drop_bad_gso');
     }
+  });
+
+  it('cuts the same packets when it writes only header blocks and leaves payloads in place (zero copy)', () => {
+    const cases: Array<[Buffer, number, number]> = [
+      [big, GSO_TCPV4, mss],
+      [tcp4({ seq: 3, payload: randomBytes(4097), ipOptions: Uint8Array.from([1, 1, 1, 0]) }), GSO_TCPV4, 999],
+      [udp4({ payload: randomBytes(3001) }), GSO_UDP_L4, 1000],
+      [tcp4({ seq: 3, payload: randomBytes(48 * 64 + 1) }), GSO_TCPV4, 48], // the smallest MSS, 65 segments
+    ];
+    for (const [pkt, gsoType, gsoSize] of cases) {
+      const copied = segment(pkt, { gsoType, gsoSize }, 22);
+      const blocks = segment(pkt, { gsoType, gsoSize }, 22, true);
+      assert.equal(blocks.verdict, 'tx_packets');
+      assert.deepEqual(blocks.segments, copied.segments, 'byte for byte the same datagrams');
+      const hdr = (pkt[0] & 0xf) * 4 + (gsoType === GSO_TCPV4 ? (pkt[(pkt[0] & 0xf) * 4 + 12] >> 4) * 4 : 8);
+      assert.equal(blocks.stride, 22 + hdr, 'a block holds the lead and the headers only');
+    }
+    assert.equal(segment(big, { gsoType: GSO_TCPV4, gsoSize: 0 }, 22, true).verdict, 'tx_drop_bad_gso');
   });
 
   it('completes a partial checksum and refuses offsets past the end', () => {
@@ -256,5 +274,27 @@ describe('checksums of received segments', () => {
       assert.deepEqual(Buffer.concat(pieces.segments.map(tcpPayload)), payload);
     }
     assert.deepEqual(coalesce([corrupt(big)], 1450), [], 'a corrupted super-packet is not written (the engine drops it)');
+  });
+});
+
+describe('the Internet checksum', () => {
+  it('agrees with an independent sum for every implementation, length and alignment', () => {
+    const impls = ['auto', 'portable', 'avx2'] as const;
+    const data = randomBytes(70_000);
+    data.fill(0xff, 0, 4096); // all-ones words: the carries the folding must get right
+    for (const impl of impls) {
+      if (coreChecksum(new Uint8Array(1), impl) === null) continue; // no AVX2 on this CPU
+      for (let len = 0; len < 300; len++) {
+        for (const at of [0, 1, 3]) {
+          const b = data.subarray(at, at + len);
+          assert.equal(coreChecksum(b, impl), checksum(b), `${impl}, ${len} bytes at +${at}`);
+        }
+      }
+      for (const len of [1399, 1448, 8192, 65535, 69_999]) {
+        const b = data.subarray(1, 1 + len);
+        assert.equal(coreChecksum(b, impl), checksum(b), `${impl}, ${len} bytes`);
+      }
+    }
+    assert.match(addon.offload.checksumImpl, /^(portable|avx2)$/);
   });
 });
