@@ -1,5 +1,5 @@
 // The profile phase (`npm run bench -- --only profile`): where the engine's
-// CPU goes on the tx and the rx path, for the engine as issue 10 left it
+// CPU goes on the tx and the rx path, for the engine before the speed work
 // and as it is now, in the same run, on the same lab.
 //
 // Each turn runs one TCP stream pod1 -> pod2 through weft vxlan with
@@ -19,7 +19,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { Lab } from '../lab/topology';
-import { type DataPlane, ISSUE10_ENGINE, OPTION_ROWS, type RowSpec, setPodMtu, setupRow } from './dataplanes';
+import { type DataPlane, ALL_OPTIONS_OFF, OPTION_ROWS, type RowSpec, setPodMtu, setupRow } from './dataplanes';
 import { IperfServer, tcpRun } from './iperf';
 import { NETNS_PREFIX } from './netns';
 import { pingRtt } from './probes';
@@ -37,7 +37,7 @@ export interface PathProfile {
 }
 
 export interface ProfileTurn {
-  config: 'issue-10 engine' | 'now';
+  config: 'all options off' | 'now';
   args: string[];
   gbps: number;
   gb: number;
@@ -116,13 +116,13 @@ export async function runProfile(o: { log: (l: string) => void; seconds?: number
     return { turns: [], summary: {}, skipped: `perf is not usable here (${(err as Error).message})`, seconds: 0 };
   }
   const now = OPTION_ROWS.find((r) => r.name === 'weft vxlan')!;
-  const before: RowSpec = { ...now, name: 'weft vxlan, issue-10 engine', args: ISSUE10_ENGINE };
+  const before: RowSpec = { ...now, name: 'weft vxlan, all options off', args: ALL_OPTIONS_OFF };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${NETNS_PREFIX}prof-`));
   const lab = Lab.create(`${NETNS_PREFIX}pf`, 2, 1450);
   const turns: ProfileTurn[] = [];
   try {
     for (let i = 0; i < TURNS; i++) {
-      for (const [row, config] of [[before, 'issue-10 engine'], [now, 'now']] as const) {
+      for (const [row, config] of [[before, 'all options off'], [now, 'now']] as const) {
         const t = await profileTurn(lab, row, config, dir, o.seconds ?? 4);
         turns.push(t);
         const p = (k: 'tx' | 'rx' | 'other') => `${k} ${t.paths[k].sPerGB.toFixed(3)}`;
@@ -134,7 +134,7 @@ export async function runProfile(o: { log: (l: string) => void; seconds?: number
     fs.rmSync(dir, { recursive: true, force: true });
   }
   const summary: ProfileResult['summary'] = {};
-  for (const c of ['issue-10 engine', 'now']) {
+  for (const c of ['all options off', 'now']) {
     const ts = turns.filter((t) => t.config === c);
     const mean = (k: 'tx' | 'rx' | 'other') => ts.reduce((a, t) => a + t.paths[k].sPerGB, 0) / ts.length;
     summary[c] = { tx: mean('tx'), rx: mean('rx'), other: mean('other') };

@@ -1,7 +1,7 @@
 // Turning results into what a reader sees: the netns table (medians with
 // min-max), the paired-ratio tables (each repetition's figure over the
 // kernel row's, or the default engine's, of the same repetition), the
-// control-plane figures and issue 11's targets, met or not.
+// control-plane figures and the speed targets, met or not.
 import { COLUMNS, type ColumnKey } from './columns';
 import type { ControlResult } from './control';
 import { type NetnsResult, pairedRatios, REFERENCE_ROW } from './netns';
@@ -111,7 +111,7 @@ export interface Target {
   met: boolean | null;
 }
 
-/** Issue 11's targets (and issue 9's DirectRouting one), on this run's paired medians. */
+/** The speed targets (bench/README.md, Targets), on this run's paired medians. */
 export function evaluateTargets(netns: NetnsResult | null, control: ControlResult | null): Target[] {
   const t: Target[] = [];
   const paired = (row: string, key: ColumnKey) => netns?.rows.find((r) => r.row === row)?.paired[key] ?? null;
@@ -129,7 +129,7 @@ export function evaluateTargets(netns: NetnsResult | null, control: ControlResul
   ratio('weft vxlan RTT p99 ≤ 1.5× kernel vxlan', 'weft vxlan', 'rttP99', 1.5, false);
   ratio('weft vxlan UDP 64 B knee ≥ 1.0× kernel vxlan', 'weft vxlan', 'udp64', 1.0, true);
   ratio('weft vxlan UDP 1400 B knee ≥ 1.0× kernel vxlan', 'weft vxlan', 'udp1400', 1.0, true);
-  ratio('weft vxlan+DirectRouting TCP 1 stream ≥ 1.0× kernel vxlan (issue 9)', 'weft vxlan+DirectRouting', 'tcp1', 1.0, true);
+  ratio('weft vxlan+DirectRouting TCP 1 stream ≥ 1.0× kernel vxlan', 'weft vxlan+DirectRouting', 'tcp1', 1.0, true);
 
   const eng = (n: number) => control?.engine.find((e) => e.peers === n);
   const e5k = eng(5000);

@@ -1,7 +1,7 @@
 // `npm run bench`: the microbenchmarks, the netns rows (every data plane,
 // paired with the kernel's vxlan in each repetition), the speed options
 // one at a time, and the control plane at cluster scale; then the tables,
-// issue 11's targets, and the results as bench/results/<timestamp>.json and
+// the speed targets, and the results as bench/results/<timestamp>.json and
 // .svg. See bench/README.md, and --help.
 //
 // Everything it starts is tracked and removed on every way out: normal
@@ -32,7 +32,7 @@ const HELP = `usage: npm run bench -- [options]
   Runs, in order: micro (the packet core's microbenchmarks), netns (every
   data plane between two lab nodes, each repetition paired with the kernel's
   vxlan), options (weft vxlan with one speed option turned back at a time),
-  profile (perf: engine CPU per GB on the tx and rx paths, issue 10's engine
+  profile (perf: engine CPU per GB on the tx and rx paths, the engine before the speed work
   against today's), control (peer-table pushes, daemon start-up on etcd at
   5,000 and 20,000 leases, lease -> FIB). Needs root for all but micro.
   Writes bench/results/<timestamp>.json and .svg.
@@ -151,7 +151,7 @@ async function main(): Promise<void> {
     if (!root) {
       console.log('profile: skipped (needs root)\n');
     } else {
-      console.log('profile (perf record on both engines over a TCP stream; issue-10 engine and today\'s, alternating):');
+      console.log('profile (perf record on both engines over a TCP stream; all options off and today\'s, alternating):');
       try {
         profile = await runProfile({ log });
       } finally {
@@ -203,7 +203,7 @@ async function main(): Promise<void> {
     for (const e of control.errors) console.log(`  FAILED: ${e}`);
   }
   const targets = evaluateTargets(netns, control);
-  console.log(`=== targets (issue 11) ===\n${targetsText(targets)}`);
+  console.log(`=== targets ===\n${targetsText(targets)}`);
 
   const wallSeconds = (Date.now() - t0) / 1000;
   const stamp = started.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');

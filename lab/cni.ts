@@ -2,7 +2,7 @@
 // runtime (containerd through libcni) runs the conflist kube-flannel installs;
 // its first plugin is flannel's CNI plugin, which reads subnet.env, builds a
 // delegate config, saves it for DEL and hands it to the bridge plugin
-// (FLANNEL-PARITY.md §6). flannel's plugin is not packaged in Debian, so its
+// (docs/flanneld-parity.md §6). flannel's plugin is not packaged in Debian, so its
 // part runs here, in-process, following its source (flannel-io/cni-plugin
 // flannel.go, flannel_linux.go); everything else is the real binaries from
 // Debian's containernetworking-plugins, driven by the CNI protocol: config on

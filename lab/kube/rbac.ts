@@ -25,7 +25,7 @@ export interface RequestAttributes {
   name: string;
 }
 
-/** flannel's ClusterRole, from kube-flannel.yml (FLANNEL-PARITY.md §4.3). */
+/** flannel's ClusterRole, from kube-flannel.yml (docs/flanneld-parity.md §4.3). */
 export const FLANNEL_RULES: PolicyRule[] = [
   { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
   { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },

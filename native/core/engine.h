@@ -49,7 +49,7 @@ struct EngineConfig {
   std::string tun_name;
   uint32_t mtu = 1450;        // the TUN's MTU: largest inner packet
   uint32_t local_ip = 0;      // host order; the UDP socket binds here
-  uint16_t port = 8472;
+  uint16_t port = 0;           // the backend's port; the control layer always says (src/defaults.ts)
   uint32_t vni = 1;
   Mac local_mac{};            // our VtepMAC (vxlan)
   unsigned batch = 64;        // packets per syscall batch

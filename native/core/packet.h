@@ -27,8 +27,6 @@ constexpr size_t overhead(Format f) {
   return kIpv4MinHeader + kUdpHeader + (f == Format::vxlan ? kVxlanEncap : 0);
 }
 constexpr size_t encap_len(Format f) { return f == Format::vxlan ? kVxlanEncap : 0; }
-// flannel's ports: udp's 8285, vxlan's 8472 (Linux's default, not IANA's 4789).
-constexpr uint16_t default_port(Format f) { return f == Format::vxlan ? 8472 : 8285; }
 
 inline uint16_t load_be16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
 inline uint32_t load_be32(const uint8_t* p) {

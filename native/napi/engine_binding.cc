@@ -135,7 +135,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     cfg.tun_name = name.As<Napi::String>().Utf8Value();
     cfg.mtu = uint_arg(o, "mtu", cfg.mtu, 65535);
     cfg.local_ip = number_arg(o, "localIp");
-    cfg.port = static_cast<uint16_t>(uint_arg(o, "port", default_port(cfg.format), 65535));
+    // No default here: the ports are the control layer's (src/defaults.ts).
+    uint32_t port = uint_arg(o, "port", 0, 65535);
+    if (port == 0) throw Napi::TypeError::New(info.Env(), "port is required (1..65535)");
+    cfg.port = static_cast<uint16_t>(port);
     cfg.vni = uint_arg(o, "vni", cfg.vni, kVniMax);
     cfg.local_mac = mac_arg(o, "vtepMac", cfg.format == Format::vxlan);
     cfg.batch = uint_arg(o, "batch", cfg.batch, 1024);

@@ -1,5 +1,5 @@
 // The delegate config flannel's CNI plugin hands the bridge plugin, checked
-// byte for byte against what flannel's source gives (FLANNEL-PARITY.md §6.3),
+// byte for byte against what flannel's source gives (docs/flanneld-parity.md §6.3),
 // and flannel's error texts and subnet.env reading rules (§6.1, §6.2).
 // lab/cni.ts builds it; the netns test (test/netns/cni.test.ts) runs it.
 import assert from 'node:assert/strict';
