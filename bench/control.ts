@@ -19,10 +19,10 @@ import * as readline from 'node:readline';
 import type { DaemonProcess } from '../lab/daemon-process';
 import { EtcdLab } from '../lab/etcd-cluster';
 import { runPrefix } from '../lab/netns';
-import { until } from '../lab/wait';
 import type { EnginePushResult } from './control-engine';
 import { peakRssMiB, rssMiB } from './cpu';
-import { execIn, sleep, track } from './procs';
+import { execIn, track } from '../lab/procs';
+import { sleepMs as sleep, until } from '../lab/wait';
 import { type Summary, summarize } from './stats';
 
 export const CONTROL_PREFIX = runPrefix('wc');

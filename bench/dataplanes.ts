@@ -20,9 +20,9 @@ import { CLI, EngineProcess } from '../lab/engine-process';
 import { addKernelVxlanPeer, setupKernelVxlan } from '../lab/kernel-vxlan';
 import { engineArgs, peerOf } from '../lab/overlay';
 import type { Lab, LabNode } from '../lab/topology';
-import { until } from '../lab/wait';
 import type { WireFormat } from '../src/native';
-import { sleep, track } from './procs';
+import { track } from '../lab/procs';
+import { sleepMs as sleep, until } from '../lab/wait';
 
 export interface RowSpec {
   name: string;

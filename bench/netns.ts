@@ -28,9 +28,9 @@ import { type ColumnKey, COLUMNS, type ColumnValues } from './columns';
 import { cpuWindow, type CpuWindow, peakRssMiB } from './cpu';
 import { type DataPlane, addonStamp, type RowSpec, setPodMtu, setupRow, waitForEngine } from './dataplanes';
 import { type DropCounters, dropDelta, dropSnapshot } from './drops';
-import { IperfServer, type TcpResult, tcpRun, type UdpSearch, udpSearch } from './iperf';
+import { IperfServer, type TcpResult, tcpRun, type UdpSearch, udpSearch } from '../lab/iperf';
 import { type PingStats, pingRtt } from './probes';
-import { sleep } from './procs';
+import { sleepMs as sleep } from '../lab/wait';
 import { type Summary, summarize } from './stats';
 
 /** Namespaces of this run start with this; run.ts removes them on any exit. */

@@ -1,6 +1,7 @@
 // Ping round trips, per reply, with nearest-rank percentiles.
 import type { Netns } from '../lab/netns';
-import { execIn } from './procs';
+import { parsePing } from '../lab/overlay';
+import { execIn } from '../lab/procs';
 
 export interface PingStats {
   sent: number;
@@ -20,10 +21,9 @@ export function percentile(xs: number[], p: number): number {
 
 export async function pingRtt(from: Netns, to: string, count: number, intervalS: number): Promise<PingStats> {
   const r = await execIn(from, 'ping', ['-n', '-c', String(count), '-i', String(intervalS), '-W', '1', to], (count * intervalS + 10) * 1000);
-  const rttsMs = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
-  const m = /(\d+) packets transmitted/.exec(r.stdout);
+  const { sent, rttsMs } = parsePing(r.stdout, count);
   return {
-    sent: m ? Number(m[1]) : count,
+    sent,
     received: rttsMs.length,
     p50Ms: percentile(rttsMs, 50),
     p99Ms: percentile(rttsMs, 99),

@@ -20,10 +20,11 @@ import * as path from 'node:path';
 
 import { Lab } from '../lab/topology';
 import { type DataPlane, ALL_OPTIONS_OFF, OPTION_ROWS, type RowSpec, setPodMtu, setupRow } from './dataplanes';
-import { IperfServer, tcpRun } from './iperf';
+import { IperfServer, tcpRun } from '../lab/iperf';
 import { NETNS_PREFIX } from './netns';
 import { pingRtt } from './probes';
-import { sleep, track } from './procs';
+import { track } from '../lab/procs';
+import { sleepMs as sleep } from '../lab/wait';
 
 const RATE = 999;
 const TURNS = 2;

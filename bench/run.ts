@@ -17,7 +17,7 @@ import { CONTROL_PREFIX, type ControlResult, DEFAULT_CONTROL_OPTIONS, runControl
 import { NETNS_ROWS, OPTION_ROWS, type RowSpec } from './dataplanes';
 import { formatMicroTable, markdownMicro, type MicroResult, runMicro } from './micro';
 import { DEFAULT_NETNS_OPTIONS, NETNS_PREFIX, type NetnsResult, runNetns } from './netns';
-import { killTracked } from './procs';
+import { killTracked } from '../lab/procs';
 import { type ProfileResult, runProfile } from './profile';
 import { controlTables, dropsText, evaluateTargets, markdown, profileTables, ratioTable, type Table, targetsText, text, valuesTable } from './report';
 import { pairedMedians, ratioChartSvg } from './svg';

@@ -47,6 +47,20 @@ export interface PingResult {
   sent: number;
   received: number;
   rttAvgMs: number | null;
+  /** Every reply's time=, in order. */
+  rttsMs: number[];
+}
+
+/** ping's output, read once here for every caller: counts from its summary, each reply's time=. */
+export function parsePing(out: string, count: number): PingResult {
+  const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+  const avg = /= [\d.]+\/([\d.]+)\//.exec(out);
+  return {
+    sent: m ? Number(m[1]) : count,
+    received: m ? Number(m[2]) : 0,
+    rttAvgMs: avg ? Number(avg[1]) : null,
+    rttsMs: [...out.matchAll(/time=([\d.]+) ms/g)].map((x) => Number(x[1])),
+  };
 }
 
 export function ping(from: Netns, to: string, count = 3, extra: string[] = []): PingResult {
@@ -56,9 +70,7 @@ export function ping(from: Netns, to: string, count = 3, extra: string[] = []): 
   } catch (err) {
     out = (err as Error).message;
   }
-  const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
-  const rtt = /= [\d.]+\/([\d.]+)\//.exec(out);
-  return { sent: m ? Number(m[1]) : count, received: m ? Number(m[2]) : 0, rttAvgMs: rtt ? Number(rtt[1]) : null };
+  return parsePing(out, count);
 }
 
 export interface TransferResult {

@@ -1,10 +1,11 @@
-// Every process the bench starts is registered here, so an interrupted run
-// (SIGINT, an exception) can kill exactly those, by pid, and nothing else.
+// Processes a long lab run (the bench) starts are registered here, so an
+// interrupted run (SIGINT, an exception) can kill exactly those, by pid,
+// and nothing else.
 // Commands run asynchronously so the event loop (and the SIGINT handler)
 // stays live during a 2-second iperf3.
 import { type ChildProcess, spawn } from 'node:child_process';
 
-import type { Netns } from '../lab/netns';
+import type { Netns } from './netns';
 
 const live = new Set<ChildProcess>();
 
@@ -57,4 +58,3 @@ export function execIn(ns: Netns, cmd: string, args: string[], timeoutMs: number
   });
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
