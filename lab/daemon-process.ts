@@ -107,6 +107,13 @@ export class DaemonProcess {
   }
 
 
+  /** Waits until every daemon has the others as peers (a watch delivers them, not at once). */
+  static async converged(daemons: DaemonProcess[], timeoutMs = 5000): Promise<void> {
+    await until(`${daemons.length} daemons see each other`, timeoutMs, async () =>
+      (await Promise.all(daemons.map((d) => d.status()))).every((s) => s.peers.length >= daemons.length - 1),
+    );
+  }
+
   status(): Promise<DaemonStatus> {
     return readStatus(this.socket);
   }

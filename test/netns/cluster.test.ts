@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 
 import { parseCidr4 } from '../../src/cidr';
-import type { DaemonProcess } from '../../lab/daemon-process';
+import { DaemonProcess } from '../../lab/daemon-process';
 import { ETCD_PREFIX, EtcdLab } from '../../lab/etcd-cluster';
 import { etcdctlDel } from '../../lab/etcd';
 import { deleteNamespaces, runPrefix } from '../../lab/netns';
@@ -38,6 +38,7 @@ for (const backend of ['vxlan', 'udp'] as const) {
         }
         const subnets = new Set(el.lab.nodes.map((n) => n.subnet));
         assert.equal(subnets.size, 3, 'three distinct subnets');
+        await DaemonProcess.converged(daemons);
 
         const [n1, n2, n3] = el.lab.nodes;
         for (const a of el.lab.nodes) {

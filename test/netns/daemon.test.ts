@@ -79,10 +79,15 @@ describe('weft daemon on the embedded store', () => {
     const store = path.join(dir, 'restart.db');
     const conf = netConf('restart.json', { Network: '10.244.0.0/16', Backend: { Type: 'vxlan' } });
     const args = ['--net-config-path', conf, '--store-path', store];
+    const running: DaemonProcess[] = [];
     try {
       const [n1, n2] = lab.nodes;
       const d1 = await DaemonProcess.start({ node: n1, dir: path.join(dir, 'r1'), args: [...args, '--healthz-ip', '127.0.0.1', '--healthz-port', '10267'] });
+      running.push(d1);
       const d2 = await DaemonProcess.start({ node: n2, dir: path.join(dir, 'r2'), args });
+      running.push(d2);
+      // node1 learns node2 from its watch (the store is polled), not at once.
+      await DaemonProcess.converged([d1, d2]);
       const s1 = await d1.status();
       const text = fs.readFileSync(d1.subnetFile, 'utf8');
       const sub = s1.subnet.split('/')[0].split('.').map(Number);
@@ -112,12 +117,14 @@ describe('weft daemon on the embedded store', () => {
       assert.equal(await d1.stop(), 0, 'SIGTERM exits 0');
       assert.doesNotMatch(n1.ns.ip('link', 'show'), /flannel\.1/, 'TUN removed on stop');
       const again = await DaemonProcess.start({ node: n1, dir: path.join(dir, 'r1'), args });
+      running.push(again);
       const s1b = await again.status();
       assert.equal(s1b.subnet, s1.subnet, 'same subnet after restart');
       assert.equal(s1b.vtepMac, s1.vtepMac, 'same VtepMAC after restart');
       assert.equal(ping(n2.pod, n1.podIp, 3).received, 3);
-      await Promise.all([again.stop(), d2.stop()]);
     } finally {
+      // Stopped whatever happened: a daemon left running would hold the test file open.
+      await Promise.all(running.map((d) => d.stop()));
       lab.destroy();
     }
   });

@@ -24,7 +24,7 @@ import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 
 import { formatCidr4 } from '../../src/cidr';
-import type { DaemonProcess } from '../../lab/daemon-process';
+import { DaemonProcess } from '../../lab/daemon-process';
 import { etcdctl, etcdctlGet } from '../../lab/etcd';
 import { ETCD_PREFIX, EtcdLab } from '../../lab/etcd-cluster';
 import { deleteNamespaces, runPrefix } from '../../lab/netns';
@@ -118,6 +118,7 @@ describe('weft daemon process faults (etcd store)', () => {
       await el.putConfig(CONFIG);
       for (const node of el.lab.nodes) daemons.push(el.daemon(node));
       for (const d of daemons) await d.waitReady();
+      await DaemonProcess.converged(daemons);
       for (const d of daemons) el.lab.wirePod(d.opts.node, formatCidr4(d.subnetEnv().subnet!), d.subnetEnv().mtu!);
       const [n1, n2] = el.lab.nodes;
       const before = await daemons[0].status();

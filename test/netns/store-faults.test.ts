@@ -22,7 +22,7 @@ import * as fs from 'node:fs';
 import { after, describe, it } from 'node:test';
 
 import { formatCidr4, parseCidr4 } from '../../src/cidr';
-import type { DaemonProcess } from '../../lab/daemon-process';
+import { DaemonProcess } from '../../lab/daemon-process';
 import { etcdctl, etcdctlGet, etcdctlLeaseGrant, etcdctlPut } from '../../lab/etcd';
 import { ETCD_PREFIX, EtcdLab } from '../../lab/etcd-cluster';
 import { deleteNamespaces, runPrefix } from '../../lab/netns';
@@ -85,6 +85,7 @@ describe('weft daemons through etcd faults', () => {
       await el.putConfig(CONFIG);
       for (const node of el.lab.nodes) daemons.push(el.daemon(node, ['--lease-ttl', String(LEASE_TTL)]));
       for (const d of daemons) await d.waitReady();
+      await DaemonProcess.converged(daemons);
       for (const d of daemons) el.lab.wirePod(d.opts.node, formatCidr4(d.subnetEnv().subnet!), d.subnetEnv().mtu!);
       const [n1, n2] = el.lab.nodes;
       const subnets = daemons.map((d) => d.opts.node.subnet);
