@@ -33,17 +33,37 @@ export interface DaemonOptions {
   serviceAccount?: string;
 }
 
+/**
+ * Every daemon this process started and that still runs. A test that fails
+ * before it stops its daemons must neither hang (a running child keeps the
+ * test file's process alive) nor leave them running: children are unref'd
+ * (but while someone awaits their exit), and whatever is left when the
+ * process has nothing else to do is killed.
+ */
+const live = new Set<ChildProcess>();
+let reaperInstalled = false;
+function reapLeftovers(): void {
+  for (const c of live) c.kill('SIGKILL');
+  live.clear();
+}
+
 export class DaemonProcess {
-  readonly exited: Promise<number | null>;
+  private readonly exit: Promise<number | null>;
 
   private constructor(
     readonly opts: DaemonOptions,
     readonly child: ChildProcess,
   ) {
-    this.exited = new Promise((resolve) => {
+    this.exit = new Promise((resolve) => {
       if (child.exitCode !== null) resolve(child.exitCode);
       else child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : null)));
     });
+  }
+
+  /** The exit code (128 for a signal). Awaiting it keeps this process alive until the daemon exits. */
+  get exited(): Promise<number | null> {
+    this.child.ref();
+    return this.exit;
   }
 
   get subnetFile(): string {
@@ -73,7 +93,16 @@ export class DaemonProcess {
       detached: o.detached ?? false,
     });
     fs.closeSync(log);
-    if (o.detached) child.unref();
+    child.unref();
+    if (!o.detached) {
+      live.add(child);
+      child.once('exit', () => live.delete(child));
+      if (!reaperInstalled) {
+        reaperInstalled = true;
+        process.once('beforeExit', reapLeftovers);
+        process.once('exit', reapLeftovers);
+      }
+    }
     return new DaemonProcess(o, child);
   }
 
