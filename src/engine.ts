@@ -18,7 +18,7 @@
 import { promises as fs, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 import { type Cidr4, formatCidr4, formatIp4 } from './cidr';
-import { addon, FIB_WORDS, type NativeEngine, type NativeStats, type WireFormat } from './native';
+import { addon, FIB_WORDS, type NativeEngine, type NativeEngineOptions, type NativeStats, type WireFormat } from './native';
 
 /** One forwarding entry: the peer that owns `subnet`. */
 export interface FibPeer {
@@ -28,7 +28,21 @@ export interface FibPeer {
   vtepMac?: string;
 }
 
-export interface EngineOptions {
+/** Options the engine hands to the addon as they are (documented on NativeEngineOptions). */
+type PassedToAddon =
+  | 'vtepMac'
+  | 'batch'
+  | 'offload'
+  | 'allowAnySource'
+  | 'strictSource'
+  | 'batchBytes'
+  | 'zeroCopy'
+  | 'sendRuns'
+  | 'threads'
+  | 'busyPollUs'
+  | 'tunQueue';
+
+export interface EngineOptions extends Pick<NativeEngineOptions, PassedToAddon> {
   backend: WireFormat;
   /** The underlay address the UDP socket binds (host order). */
   bindIp: number;
@@ -36,23 +50,7 @@ export interface EngineOptions {
   /** The TUN's MTU (the underlay MTU minus the encapsulation, see overlayMtu). */
   mtu: number;
   vni?: number;
-  /** Our VtepMAC; required for vxlan. */
-  vtepMac?: string;
   tunName?: string;
-  batch?: number;
-  /** Offloads on (default) or off: off is the one-packet-per-syscall baseline. */
-  offload?: boolean;
-  /** Accept datagrams from any underlay address, not only peers' (flannel's behaviour, for NAT). */
-  allowAnySource?: boolean;
-  /** Accept an inner source only inside the sending peer's subnet. */
-  strictSource?: boolean;
-  /** The speed options (NativeEngineOptions): the defaults are the fast ones; the bench turns them back. */
-  batchBytes?: number;
-  zeroCopy?: boolean;
-  sendRuns?: boolean;
-  threads?: 0 | 1 | 2;
-  busyPollUs?: number;
-  tunQueue?: number;
 }
 
 export class EngineError extends Error {
@@ -106,25 +104,8 @@ export class Engine {
     const bindIp = formatIp4(o.bindIp);
     let native: NativeEngine;
     try {
-      native = new addon.Engine({
-        format: o.backend,
-        tunName,
-        mtu: o.mtu,
-        localIp: o.bindIp,
-        port: o.port,
-        vni: o.vni ?? 1,
-        vtepMac: o.vtepMac,
-        batch: o.batch,
-        offload: o.offload,
-        allowAnySource: o.allowAnySource,
-        strictSource: o.strictSource,
-        batchBytes: o.batchBytes,
-        zeroCopy: o.zeroCopy,
-        sendRuns: o.sendRuns,
-        threads: o.threads,
-        busyPollUs: o.busyPollUs,
-        tunQueue: o.tunQueue,
-      });
+      const { backend, bindIp: localIp, port, mtu, vni, tunName: _, ...passed } = o;
+      native = new addon.Engine({ ...passed, format: backend, tunName, mtu, localIp, port, vni: vni ?? 1 });
     } catch (err) {
       const code = errCode(err);
       if (code === 'EADDRINUSE') {
