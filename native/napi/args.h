@@ -45,6 +45,11 @@ inline bool bool_value(const Napi::Value& v, const std::string& name) {
   return v.As<Napi::Boolean>().Value();
 }
 
+// bool_value, or `fallback` when the value is absent.
+inline bool bool_value_or(const Napi::Value& v, const std::string& name, bool fallback) {
+  return absent(v) ? fallback : bool_value(v, name);
+}
+
 inline std::string string_value(const Napi::Value& v, const std::string& name) {
   if (!v.IsString()) throw Napi::TypeError::New(v.Env(), name + " must be a string");
   return v.As<Napi::String>().Utf8Value();

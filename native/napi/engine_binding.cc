@@ -11,38 +11,27 @@
 #include <memory>
 
 #include "core/engine.h"
+#include "napi/args.h"
 #include "napi/bindings.h"
 
 namespace weft::napi {
 
 namespace {
 
-uint32_t uint_arg(const Napi::Object& o, const char* key, uint32_t fallback, uint32_t max) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return fallback;
-  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 0 && d <= max) || d != static_cast<double>(static_cast<uint32_t>(d))) {
-    throw Napi::RangeError::New(o.Env(), std::string(key) + " must be an integer 0.." + std::to_string(max));
-  }
-  return static_cast<uint32_t>(d);
+// A property of an options object, through args.h's converters: numbers
+// and booleans fall back to the core's default when left out, a VtepMAC is
+// required where the format needs one.
+uint32_t uint_prop(const Napi::Object& o, const char* key, uint32_t fallback, uint32_t max) {
+  return uint_value_or(o.Get(key), key, fallback, 0, max);
 }
 
-Mac mac_arg(const Napi::Object& o, const char* key, bool required) {
-  Napi::Value v = o.Get(key);
-  Mac m{};
-  if (v.IsUndefined() && !required) return m;
-  if (!v.IsString() || !parse_mac(v.As<Napi::String>().Utf8Value(), &m)) {
-    throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a MAC address like aa:bb:cc:dd:ee:ff");
-  }
-  return m;
+bool bool_prop(const Napi::Object& o, const char* key, bool fallback) {
+  return bool_value_or(o.Get(key), key, fallback);
 }
 
-Napi::Object object_arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  if (info.Length() <= i || !info[i].IsObject()) {
-    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be an object");
-  }
-  return info[i].As<Napi::Object>();
+Mac mac_prop(const Napi::Object& o, const char* key, bool required) {
+  Napi::Value v = o.Get(key);
+  return !required && absent(v) ? Mac{} : mac_value(v, key);
 }
 
 constexpr uint32_t kFibWords = 5;
@@ -97,23 +86,6 @@ std::vector<FibEntry> keys_arg(const Napi::Env& env, Napi::Value v) {
   return out;
 }
 
-uint32_t number_arg(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 0 && d <= 4294967295.0) || d != static_cast<double>(static_cast<uint32_t>(d))) {
-    throw Napi::RangeError::New(o.Env(), std::string(key) + " must be an unsigned 32-bit integer");
-  }
-  return static_cast<uint32_t>(d);
-}
-
-bool bool_arg(const Napi::Object& o, const char* key, bool fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return fallback;
-  if (!v.IsBoolean()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a boolean");
-  return v.As<Napi::Boolean>().Value();
-}
-
 class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
  public:
   static Napi::Function define(Napi::Env env) {
@@ -127,31 +99,29 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
-    Napi::Object o = object_arg(info, 0, "engine options");
+    Napi::Object o = object_value(arg(info, 0), "engine options");
     EngineConfig cfg;
     cfg.format = format_arg(info.Env(), o.Get("format"));
-    Napi::Value name = o.Get("tunName");
-    if (!name.IsString()) throw Napi::TypeError::New(info.Env(), "tunName must be a string");
-    cfg.tun_name = name.As<Napi::String>().Utf8Value();
-    cfg.mtu = uint_arg(o, "mtu", cfg.mtu, 65535);
-    cfg.local_ip = number_arg(o, "localIp");
+    cfg.tun_name = string_value(o.Get("tunName"), "tunName");
+    cfg.mtu = uint_prop(o, "mtu", cfg.mtu, 65535);
+    cfg.local_ip = uint_value(o.Get("localIp"), "localIp", 0, UINT32_MAX);
     // No default here: the ports are the control layer's (src/defaults.ts).
-    uint32_t port = uint_arg(o, "port", 0, 65535);
+    uint32_t port = uint_prop(o, "port", 0, 65535);
     if (port == 0) throw Napi::TypeError::New(info.Env(), "port is required (1..65535)");
     cfg.port = static_cast<uint16_t>(port);
-    cfg.vni = uint_arg(o, "vni", cfg.vni, kVniMax);
-    cfg.local_mac = mac_arg(o, "vtepMac", cfg.format == Format::vxlan);
-    cfg.batch = uint_arg(o, "batch", cfg.batch, 1024);
-    cfg.socket_buffer = static_cast<int>(uint_arg(o, "socketBuffer", static_cast<uint32_t>(cfg.socket_buffer), 1 << 30));
-    cfg.offload = bool_arg(o, "offload", cfg.offload);
-    cfg.allow_any_source = bool_arg(o, "allowAnySource", cfg.allow_any_source);
-    cfg.inner.strict_source = bool_arg(o, "strictSource", cfg.inner.strict_source);
-    cfg.batch_bytes = uint_arg(o, "batchBytes", static_cast<uint32_t>(cfg.batch_bytes), 64u << 20);
-    cfg.zero_copy = bool_arg(o, "zeroCopy", cfg.zero_copy);
-    cfg.send_runs = bool_arg(o, "sendRuns", cfg.send_runs);
-    cfg.threads = uint_arg(o, "threads", cfg.threads, 2);
-    cfg.busy_poll_us = uint_arg(o, "busyPollUs", cfg.busy_poll_us, 10000);
-    cfg.tun_queue = uint_arg(o, "tunQueue", cfg.tun_queue, 100000);
+    cfg.vni = uint_prop(o, "vni", cfg.vni, kVniMax);
+    cfg.local_mac = mac_prop(o, "vtepMac", cfg.format == Format::vxlan);
+    cfg.batch = uint_prop(o, "batch", cfg.batch, 1024);
+    cfg.socket_buffer = static_cast<int>(uint_prop(o, "socketBuffer", static_cast<uint32_t>(cfg.socket_buffer), 1 << 30));
+    cfg.offload = bool_prop(o, "offload", cfg.offload);
+    cfg.allow_any_source = bool_prop(o, "allowAnySource", cfg.allow_any_source);
+    cfg.inner.strict_source = bool_prop(o, "strictSource", cfg.inner.strict_source);
+    cfg.batch_bytes = uint_prop(o, "batchBytes", static_cast<uint32_t>(cfg.batch_bytes), 64u << 20);
+    cfg.zero_copy = bool_prop(o, "zeroCopy", cfg.zero_copy);
+    cfg.send_runs = bool_prop(o, "sendRuns", cfg.send_runs);
+    cfg.threads = uint_prop(o, "threads", cfg.threads, 2);
+    cfg.busy_poll_us = uint_prop(o, "busyPollUs", cfg.busy_poll_us, 10000);
+    cfg.tun_queue = uint_prop(o, "tunQueue", cfg.tun_queue, 100000);
     try {
       engine_ = std::make_unique<Engine>(cfg);
     } catch (const SysError& e) {
@@ -167,10 +137,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   // start({prefix, prefixLen}): our lease (host order), the only inner destinations accepted.
   Napi::Value start(const Napi::CallbackInfo& info) {
-    Napi::Object so = object_arg(info, 0, "subnet");
-    uint32_t prefix = number_arg(so, "prefix");
-    uint32_t len = number_arg(so, "prefixLen");
-    if (len > 32) throw Napi::RangeError::New(info.Env(), "subnet.prefixLen must be 0..32");
+    Napi::Object so = object_value(arg(info, 0), "subnet");
+    uint32_t prefix = uint_value(so.Get("prefix"), "subnet.prefix", 0, UINT32_MAX);
+    uint32_t len = uint_value(so.Get("prefixLen"), "subnet.prefixLen", 0, 32);
     try {
       engine(info.Env()).start(prefix, static_cast<uint8_t>(len));
     } catch (const SysError& e) {
@@ -241,24 +210,16 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 DecapParams decap_params(const Napi::CallbackInfo& info) {
   DecapParams p;
   p.format = format_arg(info.Env(), info[0]);
-  Napi::Object o = object_arg(info, 2, "decap options");
-  p.vni = uint_arg(o, "vni", 1, kVniMax);
-  p.local_mac = mac_arg(o, "vtepMac", p.format == Format::vxlan);
-  p.max_inner = uint_arg(o, "maxInner", 1500, 65535);
+  Napi::Object o = object_value(arg(info, 2), "decap options");
+  p.vni = uint_prop(o, "vni", 1, kVniMax);
+  p.local_mac = mac_prop(o, "vtepMac", p.format == Format::vxlan);
+  p.max_inner = uint_prop(o, "maxInner", 1500, 65535);
   return p;
-}
-
-Napi::Value bytes_arg(const Napi::CallbackInfo& info, size_t i) {
-  if (info.Length() <= i || !info[i].IsTypedArray() ||
-      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    throw Napi::TypeError::New(info.Env(), "packet must be a Uint8Array");
-  }
-  return info[i];
 }
 
 // decap(format, payload, {vni, vtepMac, maxInner}) -> {verdict, innerOffset, innerLength, superPacket}
 Napi::Value js_decap(const Napi::CallbackInfo& info) {
-  Napi::Uint8Array bytes = bytes_arg(info, 1).As<Napi::Uint8Array>();
+  Napi::Uint8Array bytes = bytes_value(arg(info, 1), "packet");
   DecapParams p = decap_params(info);
   DecapResult r = decap(p, bytes.Data(), bytes.ByteLength());
   Napi::Object out = Napi::Object::New(info.Env());
@@ -273,15 +234,11 @@ Napi::Value js_decap(const Napi::CallbackInfo& info) {
 Napi::Value js_encap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Format f = format_arg(env, info[0]);
-  Napi::Uint8Array inner = bytes_arg(info, 1).As<Napi::Uint8Array>();
-  Napi::Object o = object_arg(info, 2, "encap options");
-  EncapParams p{f, uint_arg(o, "vni", 1, kVniMax), mac_arg(o, "vtepMac", f == Format::vxlan)};
+  Napi::Uint8Array inner = bytes_value(arg(info, 1), "packet");
+  Napi::Object o = object_value(arg(info, 2), "encap options");
+  EncapParams p{f, uint_prop(o, "vni", 1, kVniMax), mac_prop(o, "vtepMac", f == Format::vxlan)};
   Mac peer{};
-  if (f == Format::vxlan) {
-    Napi::Object holder = Napi::Object::New(env);
-    holder.Set("peerMac", info.Length() > 3 ? info[3] : env.Undefined());
-    peer = mac_arg(holder, "peerMac", true);
-  }
+  if (f == Format::vxlan) peer = mac_value(arg(info, 3), "peerMac");
   size_t len = inner.ByteLength();
   std::vector<uint8_t> buf(kVxlanEncap + len);
   if (len) std::memcpy(buf.data() + kVxlanEncap, inner.Data(), len);
