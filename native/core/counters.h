@@ -56,10 +56,11 @@ const char* counter_name(Counter c);
 
 class Counters {
  public:
-  // Caller is the counter's only writer.
-  void add(Counter c, uint64_t bytes) {
+  // Caller is the counter's only writer. `packets` > 1 counts a run sent or
+  // written at once (one UDP_SEGMENT message, one coalesced TUN write).
+  void add(Counter c, uint64_t bytes, uint64_t packets = 1) {
     Slot& s = slots_[static_cast<size_t>(c)];
-    s.packets.store(s.packets.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    s.packets.store(s.packets.load(std::memory_order_relaxed) + packets, std::memory_order_relaxed);
     s.bytes.store(s.bytes.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
   }
   uint64_t packets(Counter c) const {

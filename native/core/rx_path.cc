@@ -62,7 +62,7 @@ bool RxPath::writev_tun(const iovec* v, int count) {
 
 void RxPath::write_tun(const iovec* v, int count, unsigned packets, size_t bytes) {
   Counter c = writev_tun(v, count) ? Counter::rx_packets : Counter::rx_drop_tun_write_error;
-  for (unsigned k = 0; k < packets; k++) counters_.add(c, k == 0 ? bytes : 0);
+  counters_.add(c, bytes, packets);
 }
 
 // A TCP super-packet from a kernel peer's offload (see DecapResult): with

@@ -256,7 +256,7 @@ void TxPath::flush() {
       continue;
     }
     Counter c = msgs_[i].msg_len ? Counter::tx_packets : Counter::tx_drop_send_error;
-    for (unsigned k = 0; k < o.packets; k++) counters_.add(c, k == 0 ? o.bytes : 0);
+    counters_.add(c, o.bytes, o.packets);
   }
   out_.clear();
   iov_.clear();
