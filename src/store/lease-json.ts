@@ -25,6 +25,11 @@ import type { LeaseAttrs, LeaseBackend } from './types';
 export const MAX_LEASE_VALUE_BYTES = 4096;
 const MAX_VNI = 0xffffff;
 
+/** A vxlan lease's BackendData as flanneld writes it, in etcd and in the backend-data annotation alike. */
+export function encodeVxlanBackendData(b: { vni: number; vtepMac: string }): string {
+  return `{"VNI":${b.vni},"VtepMAC":${JSON.stringify(b.vtepMac)}}`;
+}
+
 export function encodeLeaseValue(attrs: LeaseAttrs): string {
   const head = `{"PublicIP":${JSON.stringify(formatIp4(attrs.publicIp))},"PublicIPv6":null`;
   const b = attrs.backend;
@@ -34,7 +39,7 @@ export function encodeLeaseValue(attrs: LeaseAttrs): string {
     case 'host-gw':
       return `${head},"BackendType":"host-gw"}`;
     case 'vxlan':
-      return `${head},"BackendType":"vxlan","BackendData":{"VNI":${b.vni},"VtepMAC":${JSON.stringify(b.vtepMac)}}}`;
+      return `${head},"BackendType":"vxlan","BackendData":${encodeVxlanBackendData(b)}}`;
     case 'other':
       throw new Error(`weft does not write leases of backend type "${b.name}"`);
   }

@@ -13,7 +13,7 @@
 import { Address6 } from 'ip-address';
 
 import { type Cidr4, formatCidr4, formatIp4, parseCidr4, parseIp4 } from '../cidr';
-import { decodeBackend as decodeLeaseBackend, MAX_LEASE_VALUE_BYTES } from '../store/lease-json';
+import { decodeBackend as decodeLeaseBackend, encodeVxlanBackendData, MAX_LEASE_VALUE_BYTES } from '../store/lease-json';
 import type { Lease, LeaseAttrs, LeaseBackend } from '../store/types';
 
 /** flannel's annotation names under one prefix (its `annotations` struct). */
@@ -150,7 +150,7 @@ export function publishedBackend(b: LeaseBackend): { type: string; data: string 
     case 'host-gw':
       return { type: 'host-gw', data: 'null' };
     case 'vxlan':
-      return { type: 'vxlan', data: `{"VNI":${b.vni},"VtepMAC":${JSON.stringify(b.vtepMac)}}` };
+      return { type: 'vxlan', data: encodeVxlanBackendData(b) };
     case 'other':
       throw new Error(`weft does not publish leases of backend type "${b.name}"`);
   }
